@@ -1,0 +1,28 @@
+# Two commands set up a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.idcbench-installed
+
+.PHONY: demo test bench leaderboard setup clean
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m idcbench demo
+
+test: $(STAMP)
+	$(PY) -m pytest tests -q
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,median,max,rounds
+
+leaderboard: $(STAMP)
+	$(PY) -m idcbench leaderboard --runs-dir leaderboard/runs --out leaderboard
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Dataset loaders (import path `idcbench.datasets`). Importing this package registers every dataset in `DATASETS`."""

@@ -1,0 +1,109 @@
+"""The model interface: every IDC model (CLIP4IDC and the baselines) is a `Captioner`.
+
+A captioner is built from a config dict (variants are configs, not classes), trained with `fit` when it learns,
+captions pairs in batches, and saves to / loads from a directory. Models that embed pairs and texts in one space
+(CLIP4IDC stage 1) also implement `RetrievalModel`, and `idcbench run` then scores retrieval R@k too.
+
+>>> from idcbench.registry import MODELS
+>>> "clip4idc" in MODELS.names()  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from idcbench.data import Example, Pair
+
+
+@dataclass
+class FitContext:
+    """What `fit` gets besides the data: where to keep resumable state, the seed, the device, progress reporting.
+
+    `workdir` holds the model's training state; `fit` called again with the same workdir continues from the last
+    saved state and must end with the same weights as an uninterrupted run. `on_progress(stage, step, total, logs)`
+    feeds the CLI's progress bars. `distributed` tells rank / world size under torchrun.
+    """
+
+    workdir: Path
+    seed: int = 0
+    device: str = "cpu"
+    on_progress: Callable[[str, int, int, dict[str, float]], None] | None = None
+    rank: int = 0
+    world_size: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def progress(self, stage: str, step: int, total: int, **logs: float) -> None:
+        if self.on_progress is not None:
+            self.on_progress(stage, step, total, logs)
+
+
+class Captioner(ABC):
+    """An image-difference captioner. Subclasses set `name` and accept a config dict."""
+
+    name: str = ""
+    trainable: bool = True
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        self.config: dict[str, Any] = dict(config or {})
+
+    def fit(self, train: Sequence[Example], val: Sequence[Example], ctx: FitContext) -> None:
+        """Train on `train`, select on `val` (never on test). Models that do not learn keep the default."""
+
+    @abstractmethod
+    def caption(self, pairs: Sequence[Pair]) -> list[str]:
+        """One caption per pair, in order. Deterministic for a fixed model."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write everything `load` needs into `directory` (config included)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, **overrides: Any) -> "Captioner":
+        """Rebuild a captioner saved by `save`."""
+
+    def card(self) -> str:
+        """One line for `idcbench list models`."""
+        return (self.__doc__ or self.name).strip().split("\n")[0]
+
+    def to(self, device: str) -> "Captioner":
+        return self
+
+
+@runtime_checkable
+class RetrievalModel(Protocol):
+    """A model that embeds pairs and texts in one space (cosine similarity ranks them)."""
+
+    def embed_pairs(self, pairs: Sequence[Pair]) -> Any: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model variant: the captioner class and the config that defines the variant (configs are data)."""
+
+    family: type[Captioner]
+    config: dict[str, Any]
+    description: str = ""
+
+    def create(self, **overrides: Any) -> Captioner:
+        return self.family({**self.config, **overrides})
+
+
+def create_model(name: str, **overrides: Any) -> Captioner:
+    """timm-style entry point: build a registered model variant by name, config keys overridden by `overrides`."""
+    from idcbench.registry import MODELS
+
+    spec: ModelSpec = MODELS.get(name)
+    return spec.create(**overrides)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    from idcbench.registry import MODELS
+
+    return MODELS.names(pattern)

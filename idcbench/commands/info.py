@@ -1,0 +1,45 @@
+"""`idcbench list` and `idcbench doctor`: what is registered, and whether this machine can score and train."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from idcbench.cli import app, console
+from idcbench.registry import DATASETS, METRICS, MODELS
+
+_REGISTRIES = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS}
+
+
+@app.command("list")
+def list_(
+    what: str = typer.Argument("models", help="models, datasets or metrics"),
+    pattern: str = typer.Option("*", "--pattern", "-p", help="fnmatch pattern on names"),
+) -> None:
+    """List registered models, datasets or metrics, one line each."""
+    from idcbench.errors import UserError
+
+    if what not in _REGISTRIES:
+        raise UserError(f"cannot list {what!r}: choose models, datasets or metrics")
+    registry = _REGISTRIES[what]
+    table = Table(title=f"idcbench {what}", show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for entry in registry.entries(pattern):
+        table.add_row(entry.name, entry.description)
+    console.print(table)
+
+
+@app.command()
+def doctor() -> None:
+    """Check Java, the scorer's jars, SPICE, BERTScore, torch and the accelerator; say what to do for each gap."""
+    from idcbench.doctor import checks
+
+    table = Table(title="idcbench doctor")
+    table.add_column("check", style="bold")
+    table.add_column("status")
+    table.add_column("details / what to do")
+    for check in checks():
+        status = "[green]ok[/]" if check.ok else ("[yellow]optional[/]" if check.optional else "[red]missing[/]")
+        table.add_row(check.name, status, check.detail)
+    console.print(table)

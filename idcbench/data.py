@@ -1,0 +1,144 @@
+"""Pairs, examples, splits and datasets: the types every loader returns and every model reads.
+
+An `Example` is one unit of evaluation: an id, the before and after image paths, its reference captions and tags
+(e.g. ``{"kind": "semantic", "type": "color", "scene": "000002"}``). A `Dataset` is what a registered loader's
+`load(root)` returns: its splits, examples per split and named subsets per split, each scored as its own corpus.
+
+>>> ex = Example("000002.png", Path("b.png"), Path("a.png"), ("the cube changed to red",), {"kind": "semantic"})
+>>> ex.kind
+'semantic'
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from idcbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two images: before and after. Models caption pairs."""
+
+    before: Path
+    after: Path
+
+
+@dataclass(frozen=True)
+class Example:
+    """One evaluation unit: id, before/after image paths, references and tags."""
+
+    id: str
+    before: Path
+    after: Path
+    references: tuple[str, ...]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pair(self) -> Pair:
+        return Pair(self.before, self.after)
+
+    @property
+    def kind(self) -> str | None:
+        """``semantic`` / ``distractor`` for CLEVR-style data, else None."""
+        return self.tags.get("kind")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a user needs to know to obtain and lay out a dataset."""
+
+    name: str
+    title: str
+    citation: str
+    source: str
+    layout: str
+    protocol: str = ""
+
+
+class Dataset(ABC):
+    """A loaded dataset: annotations indexed per split; pixels are read only when a model asks for them."""
+
+    info: DatasetInfo
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @abstractmethod
+    def splits(self) -> list[str]:
+        """Split names, e.g. ``["train", "val", "test"]``."""
+
+    @abstractmethod
+    def examples(self, split: str) -> list[Example]:
+        """The examples of `split`, in a stable order."""
+
+    def subsets(self, split: str) -> dict[str, list[str]]:
+        """Named subsets of `split` (ids), each scored as a separate corpus. Always contains ``total``."""
+        return {"total": [e.id for e in self.examples(split)]}
+
+    def references(self, split: str) -> dict[str, list[str]]:
+        """id -> reference captions; never needs the images."""
+        return {e.id: list(e.references) for e in self.examples(split)}
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits():
+            raise UserError(f"{self.info.name}: unknown split {split!r} (splits: {', '.join(self.splits())})")
+
+
+def data_root(name: str, root: str | Path | None = None) -> Path:
+    """Where dataset `name` lives: `root` if given, else ``$IDCBENCH_DATA/<name>``, else ``~/.cache/idcbench/data/<name>``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("IDCBENCH_DATA")
+    if env:
+        return Path(env).expanduser() / name
+    return cache_dir() / "data" / name
+
+
+def cache_dir() -> Path:
+    """idcbench's cache (``$IDCBENCH_CACHE`` or ``~/.cache/idcbench``)."""
+    return Path(os.environ.get("IDCBENCH_CACHE", Path.home() / ".cache" / "idcbench")).expanduser()
+
+
+def load_image(path: str | Path, *, example_id: str | None = None):
+    """Open an image as RGB (PNG, JPEG, GIF first frame; RGBA and palette images converted).
+
+    Raises a `UserError` naming the example id and path when the file is missing or cannot be decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    where = f"example {example_id}: " if example_id else ""
+    try:
+        with Image.open(path) as img:
+            img.seek(0)
+            if img.mode == "P" and "transparency" in img.info:
+                img = img.convert("RGBA")  # PIL warns when a transparent palette image goes straight to RGB
+            # Alpha is dropped, not composited: the same pixels as CLIP's own `convert("RGB")` preprocessing.
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise UserError(f"{where}image not found: {path} (check --data-root; `idcbench data verify` lists all)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise UserError(f"{where}cannot decode image {path}: {e}") from None
+
+
+def load_dataset(name: str, root: str | Path | None = None) -> Dataset:
+    """Load a registered dataset by name from its data root.
+
+    >>> load_dataset("no-such-dataset")
+    Traceback (most recent call last):
+    ...
+    idcbench.errors.UserError: unknown dataset 'no-such-dataset' (known: ...)
+    """
+    from idcbench.registry import DATASETS
+
+    loader = DATASETS.get(name)
+    return loader.load(data_root(name, root))
+
+
+def by_id(examples: Sequence[Example]) -> dict[str, Example]:
+    return {e.id: e for e in examples}

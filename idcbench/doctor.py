@@ -1,0 +1,42 @@
+"""Environment checks behind `idcbench doctor`: each says ok / missing and what to do."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    optional: bool = False
+
+
+def java_check() -> Check:
+    java = shutil.which("java")
+    if not java:
+        return Check("java", False, "METEOR and the PTB tokenizer need Java: sudo apt-get install -y default-jre-headless")
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    first = (out.stderr or out.stdout).strip().splitlines()[0] if (out.stderr or out.stdout) else "unknown version"
+    return Check("java", True, f"{java}: {first}")
+
+
+def torch_check() -> Check:
+    import torch
+
+    device = f"CUDA: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU only (no CUDA device)"
+    return Check("torch", True, f"torch {torch.__version__}, {device}")
+
+
+def checks() -> list[Check]:
+    """All checks, in the order `idcbench doctor` prints them."""
+    result = [java_check(), torch_check()]
+    try:
+        from idcbench.metrics import availability
+    except ImportError:
+        return result
+    result.extend(availability.checks())
+    return result

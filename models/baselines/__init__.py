@@ -1,0 +1,1 @@
+"""baselines models (registration happens on import)."""

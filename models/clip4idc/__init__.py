@@ -1,0 +1,1 @@
+"""clip4idc models (registration happens on import)."""

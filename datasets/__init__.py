@@ -1,1 +1,9 @@
-"""Dataset loaders (import path `idcbench.datasets`). Importing this package registers every dataset in `DATASETS`."""
+"""Dataset loaders (import path `idcbench.datasets`). Importing this package registers every dataset in `DATASETS`:
+`clevr-change`, `spot-the-diff`, `ier` and the synthetic `shapes`.
+
+>>> from idcbench.registry import DATASETS
+>>> DATASETS.names()
+['clevr-change', 'ier', 'shapes', 'spot-the-diff']
+"""
+
+from . import clevr_change, ier, shapes_dataset, spot_the_diff  # noqa: F401  (register on import)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import sys
 
 import typer
 from rich.console import Console
@@ -62,25 +61,15 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `idcbench` script and of `python -m idcbench`."""
     _load_commands()
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone mode: click itself reports usage errors (exit 2) and handles --help; our errors pass through.
+        app(args=argv, standalone_mode=True)
     except UserError as e:
         fail(str(e))
     except OSError as e:
         if e.errno == errno.ENOSPC:
-            fail(f"no space left on device{f' writing {e.filename}' if e.filename else ''}; free disk space and rerun the same command (saved work is kept)")
+            fail(f"no space left on device{f' writing {e.filename}' if e.filename else ''}; free disk space and "
+                 "rerun the same command (saved work is kept)")
         raise
     except KeyboardInterrupt:
         err_console.print("interrupted; rerun the same command to resume")
         raise SystemExit(130)
-    except SystemExit:
-        raise
-    except Exception as e:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            raise SystemExit(EXIT_USER_ERROR)
-        if isinstance(e, click.exceptions.Abort):
-            raise SystemExit(130)
-        raise
-    sys.exit(0)

@@ -1,0 +1,33 @@
+"""`idcbench demo`: the embedded end-to-end demo on the synthetic `shapes` dataset (what `make demo` runs)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from idcbench.cli import app, console
+
+
+@app.command()
+def demo(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the run directories go."),
+    out: Path = typer.Option(Path("leaderboard"), "--out", help="Where the leaderboard, its light runs and the report go."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    force: bool = typer.Option(False, "--force", help="Recompute runs that are already DONE."),
+) -> None:
+    """Generate `shapes`, train and evaluate CLIP4IDC-tiny, its ablations and the baselines; write leaderboard + report."""
+    from idcbench.commands.run import RichReporter
+    from idcbench.demo import run_demo
+
+    start = time.perf_counter()
+    with RichReporter() as reporter:
+        result = run_demo(runs_dir, out, device=device, force=force, reporter=reporter)
+    readme = out / "README.md"
+    if readme.exists():
+        from rich.markdown import Markdown
+
+        console.print(Markdown(readme.read_text()))
+    console.print(f"[bold green]demo done[/] in {time.perf_counter() - start:.0f} s: leaderboard {out}/README.md, "
+                  f"{out}/index.html" + (f", report {result.report}" if result.report else ""))

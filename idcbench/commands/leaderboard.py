@@ -1,0 +1,138 @@
+"""`idcbench compare`, `idcbench leaderboard` and `idcbench report`: thin wrappers over `idcbench.leaderboard`
+and `idcbench.report`."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from idcbench.cli import app, console, err_console
+from idcbench.errors import UserError
+
+FORMATS = ("table", "md", "csv", "json")
+
+
+@contextmanager
+def _progress(what: str) -> Iterator:
+    """A rich progress bar on stderr; yields a ``(description, done, total)`` callback."""
+    with Progress(SpinnerColumn(), TextColumn(f"[bold]{escape(what)}[/] {{task.description}}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err_console,
+                  transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(desc: str, done: int, total: int) -> None:
+            bar.update(task, description=escape(desc), completed=done, total=total)
+
+        yield update
+
+
+def _rich_table(t) -> RichTable:
+    from idcbench.leaderboard import format_cell, format_p
+    from idcbench.render import column_title
+
+    table = RichTable(title=escape(t.title), caption=escape(" ".join(t.notes)), caption_justify="left")
+    table.add_column("model", style="bold", no_wrap=True)
+    table.add_column("seeds")
+    table.add_column("n", justify="right")
+    for c in t.columns:
+        table.add_column(escape(column_title(c)), justify="right")
+    if t.baseline:
+        table.add_column(f"p vs {t.baseline}", justify="right")
+    for r in t.rows:
+        cells = [escape(r.label), ",".join("–" if s is None else str(s) for s in r.seeds), "–" if r.n is None else str(r.n)]
+        # value (± std) on the first line, the interval below it: narrow enough for a terminal
+        cells += [escape(format_cell(r.cells.get(c)).replace(" [", "\n[")) for c in t.columns]
+        if t.baseline:
+            cells.append("baseline" if r.label == t.baseline else format_p(r.p_value))
+        table.add_row(*cells)
+    return table
+
+
+@app.command()
+def compare(
+    run_dirs: Optional[List[Path]] = typer.Argument(None, help="Run directories (runs/<dataset>/<model>/<hash>)."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Compare every finished run under this folder."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Only runs of this dataset."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Model (or row label) for the paired test on CIDEr-D."),
+    subset: str = typer.Option("total", "--subset", help="Subset to compare (total, semantic, color, ...)."),
+    fmt: str = typer.Option("table", "--format", help="table, md, csv or json."),
+    resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+) -> None:
+    """Compare runs: one row per model configuration (mean ± std over seeds) with 95 % bootstrap intervals and a
+    paired bootstrap p-value against --baseline on CIDEr-D."""
+    from idcbench import leaderboard as lb
+    from idcbench import render
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if bool(run_dirs) == (runs_dir is not None):
+        raise UserError("pass run directories or --runs-dir (one of the two)")
+    runs = lb.load_runs(run_dirs) if run_dirs else lb.discover_runs(runs_dir)
+    if dataset is not None:
+        runs = [r for r in runs if r.dataset == dataset]
+        if not runs:
+            raise UserError(f"no runs of dataset {dataset!r} among the given runs")
+    with _progress("compare") as update:
+        tables = lb.compare(runs, subset=subset, baseline=baseline, resamples=resamples, seed=seed, progress=update)
+    if fmt == "md":
+        print(render.compare_markdown(tables), end="")
+    elif fmt == "csv":
+        print(render.tables_csv(tables), end="")
+    elif fmt == "json":
+        print(render.tables_json(tables), end="")
+    else:
+        for t in tables:
+            console.print(_rich_table(t))
+
+
+@app.command()
+def leaderboard(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder of run directories."),
+    out: Path = typer.Option(Path("leaderboard"), "--out", help="Where README.md, <dataset>.csv and index.html go."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if the files under --out are stale."),
+    resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
+    seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+) -> None:
+    """Write (or --check) the leaderboard: one table per dataset with bootstrap intervals, per change type tables,
+    published rows beside measured ones. A pure function of the run directories."""
+    from idcbench import leaderboard as lb
+
+    with _progress("leaderboard") as update:
+        if check:
+            diffs = lb.check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
+        else:
+            paths = lb.build_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
+    if check:
+        if diffs:
+            more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""
+            err_console.print(f"[bold red]leaderboard out of date:[/] {escape(diffs[0])}{more}; "
+                              f"run `idcbench leaderboard --runs-dir {runs_dir} --out {out}`",
+                              highlight=False, soft_wrap=True)
+            raise SystemExit(1)
+        console.print(f"leaderboard up to date: {out}")
+        return
+    for p in paths:
+        console.print(f"wrote {escape(str(p))}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out: Path = typer.Option(Path("report.html"), "--out", help="The HTML file to write."),
+    examples: int = typer.Option(120, "--examples", min=1, help="About how many examples to show."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset folder, if not where the run found it."),
+) -> None:
+    """One self-contained HTML page for a run: spec, metrics per subset, and examples with thumbnails (worst and
+    best first, filterable by change type)."""
+    from idcbench.report import build_report
+
+    with err_console.status("writing report"):
+        path = build_report(run_dir, out, max_examples=examples, data_root=data_root)
+    console.print(f"wrote {escape(str(path))}")

@@ -1,0 +1,251 @@
+"""`idcbench report RUN_DIR`: one self-contained HTML page for a run.
+
+The page holds the run spec, the metric table per subset (and retrieval), and a browsable sample of examples:
+before / after thumbnails side by side (PNG, base64-embedded), the prediction, the references and the per-example
+CIDEr-D, worst and best first, filterable by change type. Images come from the dataset named in
+``run_spec.json`` (its recorded data root, or `data_root`); when they cannot be read the page is written without
+thumbnails and says why.
+
+>>> pick_examples([{"id": "a", "scores": {"CIDEr-D": 0.1}}, {"id": "b", "scores": {"CIDEr-D": 0.9}}], 1)
+['a', 'b']
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from idcbench.errors import UserError, read_json
+from idcbench.leaderboard import CHANGE_TYPES, KINDS, MAIN_METRICS, RETRIEVAL_COLUMNS, load_run, load_samples
+from idcbench.render import esc, page
+
+DEFAULT_EXAMPLES = 120
+THUMB_PX = 96
+SCORE = "CIDEr-D"
+
+
+def example_group(sample: Mapping[str, Any]) -> str:
+    """The filter group of a sample: its change type, else its kind, else ``all``."""
+    tags = sample.get("tags") or {}
+    return str(tags.get("type") or tags.get("kind") or "all")
+
+
+def _score(sample: Mapping[str, Any]) -> float | None:
+    v = (sample.get("scores") or {}).get(SCORE)
+    return None if v is None else float(v)
+
+
+def pick_examples(samples: Sequence[Mapping[str, Any]], per_group: int) -> list[str]:
+    """Ids to show: in every change-type group, the `per_group` worst and `per_group` best by CIDEr-D (ties by
+    id), worst first. Deterministic."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for s in samples:
+        groups.setdefault(example_group(s), []).append(s)
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for name in sorted(groups):
+        ranked = sorted(groups[name], key=lambda s: (_score(s) if _score(s) is not None else -1.0, str(s["id"])))
+        for s in ranked[:per_group] + ranked[::-1][:per_group]:
+            if str(s["id"]) not in seen:
+                seen.add(str(s["id"]))
+                chosen.append(str(s["id"]))
+    return chosen
+
+
+def thumbnail_data_uri(path: str | Path, size: int = THUMB_PX, *, example_id: str | None = None) -> str:
+    """A PNG thumbnail (longest side `size` px) as a ``data:`` URI."""
+    from PIL import Image
+
+    from idcbench.data import load_image
+
+    img = load_image(path, example_id=example_id)
+    img.thumbnail((size, size), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _dataset_examples(spec: Mapping[str, Any], run_spec: Mapping[str, Any],
+                      data_root: str | Path | None) -> tuple[dict[str, Any], str]:
+    """id -> Example of the run's split, and '' or the reason why the dataset could not be read."""
+    from idcbench.data import by_id, load_dataset
+
+    name, split = spec.get("dataset"), spec.get("split", "test")
+    root = data_root if data_root is not None else run_spec.get("data_root")
+    if not name:
+        return {}, "run_spec.json names no dataset"
+    try:
+        ds = load_dataset(str(name), root)
+        return by_id(ds.examples(str(split))), ""
+    except UserError as e:
+        return {}, str(e)
+    except Exception as e:  # a loader failing on a moved or partial data folder must not block the report
+        return {}, f"{type(e).__name__}: {e}"
+
+
+def render_report(run_dir: str | Path, *, max_examples: int = DEFAULT_EXAMPLES, thumb: int = THUMB_PX,
+                  data_root: str | Path | None = None) -> str:
+    """The report page of a run directory as HTML text."""
+    run = load_run(run_dir)
+    run_dir = Path(run_dir)
+    raw_spec = read_json(run_dir / "run_spec.json", what="run spec") if (run_dir / "run_spec.json").exists() else {}
+    env = read_json(run_dir / "env.json", what="environment file") if (run_dir / "env.json").exists() else {}
+    try:
+        samples = load_samples(run_dir)
+    except UserError as e:
+        samples, samples_note = [], str(e)
+    else:
+        samples_note = ""
+
+    body = [f"<h1>{esc(run.model)} on {esc(run.dataset)} ({esc(run.split)})</h1>",
+            f'<p class="muted">seed {esc(run.seed)} · spec {esc(run.spec_hash[:16])} · {esc(run_dir)}</p>']
+    body.append("<h2>Scores</h2>")
+    body.append(_metrics_table(run.metrics))
+    unavailable = run.metrics.get("unavailable") or {}
+    if unavailable:
+        body.append('<p class="note">Not available: ' + "; ".join(f"{esc(k)}: {esc(v)}" for k, v in
+                                                                sorted(unavailable.items())) + "</p>")
+    retrieval = run.metrics.get("retrieval") or {}
+    if retrieval:
+        body.append("<h3>Retrieval</h3>" + _retrieval_table(retrieval))
+
+    body.append("<h2>Examples</h2>")
+    if samples_note:
+        body.append(f'<p class="note" id="no-examples">{esc(samples_note)}</p>')
+    else:
+        per_group = max(1, max_examples // (2 * max(1, len({example_group(s) for s in samples}))))
+        ids = pick_examples(samples, per_group)
+        examples, why = _dataset_examples(run.spec, raw_spec, data_root)
+        body.append(_examples_section(samples, ids, examples, why, thumb))
+
+    body.append("<h2>Run</h2>")
+    body.append("<details open><summary>run_spec.json</summary><pre>" + esc(json.dumps(raw_spec, indent=2, sort_keys=True))
+                + "</pre></details>")
+    if env:
+        body.append("<details><summary>env.json</summary><pre>" + esc(json.dumps(env, indent=2, sort_keys=True))
+                    + "</pre></details>")
+    return page(f"idcbench report: {run.model} on {run.dataset}", "\n".join(body), extra_css=REPORT_CSS,
+                script=FILTER_JS)
+
+
+def build_report(run_dir: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
+    """Write the report of `run_dir` to `out` (default ``report.html``) and return its path."""
+    from idcbench.spec import write_atomic
+
+    out = Path(out) if out is not None else Path("report.html")
+    text = render_report(run_dir, **kwargs)
+    write_atomic(out, text.encode("utf-8"))
+    return out
+
+
+def _subset_order(names: Sequence[str]) -> list[str]:
+    known = ["total", *KINDS, *CHANGE_TYPES]
+    return [n for n in known if n in names] + sorted(n for n in names if n not in known)
+
+
+def _metrics_table(metrics: Mapping[str, Any]) -> str:
+    subsets = metrics.get("subsets") or {}
+    present: set[str] = set()
+    for sub in subsets.values():
+        present.update(k for k, v in (sub.get("metrics") or {}).items() if v is not None)
+    order = ["BLEU-1", "BLEU-2", "BLEU-3", *MAIN_METRICS]
+    cols = [m for m in order if m in present] + sorted(m for m in present if m not in order)
+    head = "".join(f"<th>{esc(c)}</th>" for c in ["subset", "n", *cols])
+    rows = []
+    for name in _subset_order(list(subsets)):
+        sub = subsets[name]
+        vals = sub.get("metrics") or {}
+        tds = [f'<td class="label">{esc(name)}</td>', f'<td data-v="{sub.get("n", "")}">{esc(sub.get("n", "–"))}</td>']
+        for c in cols:
+            v = vals.get(c)
+            tds.append('<td data-v="">–</td>' if v is None else f'<td data-v="{float(v):.6f}">{float(v):.1f}</td>')
+        rows.append(f'<tr data-subset="{esc(name)}">' + "".join(tds) + "</tr>")
+    return (f'<table class="sortable" id="metrics"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(rows)
+            + '\n</tbody></table><p class="note">Corpus scores x100, each subset scored as its own corpus.</p>')
+
+
+def _retrieval_table(retrieval: Mapping[str, Any]) -> str:
+    items = sorted((k, v) for k, v in retrieval.items() if isinstance(v, (int, float)))
+    head = "".join(f"<th>{esc(RETRIEVAL_COLUMNS.get(k, k))}</th>" for k, _ in items)
+    cells = "".join(f"<td>{float(v):.1f}</td>" for _, v in items)
+    return f'<table id="retrieval"><thead><tr>{head}</tr></thead><tbody><tr>{cells}</tr></tbody></table>'
+
+
+def _examples_section(samples: Sequence[Mapping[str, Any]], ids: Sequence[str], examples: Mapping[str, Any],
+                      why: str, thumb: int) -> str:
+    by_id = {str(s["id"]): s for s in samples}
+    groups = sorted({example_group(by_id[i]) for i in ids})
+    out = []
+    thumbs_ok, first_error = bool(examples), why
+    cards = []
+    for i in ids:
+        s = by_id[i]
+        ex = examples.get(i)
+        # without the dataset: the tokenized references the scorer kept
+        refs = list(ex.references) if ex is not None else list((s.get("stats") or {}).get("refs") or [])
+        imgs = ""
+        if ex is not None and thumbs_ok:
+            try:
+                before = thumbnail_data_uri(ex.before, thumb, example_id=i)
+                after = thumbnail_data_uri(ex.after, thumb, example_id=i)
+                imgs = (f'<div class="pair"><figure><img src="{before}" alt="before"><figcaption>before</figcaption>'
+                        f'</figure><figure><img src="{after}" alt="after"><figcaption>after</figcaption></figure></div>')
+            except UserError as e:
+                thumbs_ok, first_error = False, str(e)
+        score = _score(s)
+        tags = s.get("tags") or {}
+        tag_text = " · ".join(f"{k}: {v}" for k, v in sorted(tags.items()))
+        ref_html = "".join(f"<li>{esc(r)}</li>" for r in refs) or "<li class='muted'>(references not available)</li>"
+        cards.append(
+            f'<div class="ex" data-id="{esc(i)}" data-group="{esc(example_group(s))}" '
+            f'data-score="{"" if score is None else f"{score * 100:.4f}"}">{imgs}<div class="txt">'
+            f'<div class="head"><b>{esc(i)}</b> <span class="tag">{esc(tag_text or "untagged")}</span> '
+            f'<span class="score">CIDEr-D {"–" if score is None else f"{score * 100:.1f}"}</span></div>'
+            f'<div class="pred"><span class="muted">prediction</span> {esc(s.get("prediction", ""))}</div>'
+            f'<ul class="refs">{ref_html}</ul></div></div>')
+    if not thumbs_ok or not examples:
+        out.append(f'<p class="note" id="no-images">Thumbnails not shown: images not available ({esc(first_error)}). '
+                   "Pass --data-root to point at the dataset.</p>")
+    options = "".join(f'<option value="{esc(g)}">{esc(g)}</option>' for g in groups)
+    out.append(f'<div class="controls">Change type <select id="filter"><option value="">all</option>{options}</select> '
+               '<label>Order <select id="order"><option value="worst">worst first</option>'
+               '<option value="best">best first</option></select></label> '
+               f'<span class="muted" id="shown"></span></div>')
+    out.append(f'<p class="note">{len(ids)} of {len(samples)} examples: the worst and best by per-example CIDEr-D '
+               "in each change type.</p>")
+    out.append('<div id="examples">' + "\n".join(cards) + "</div>")
+    return "\n".join(out)
+
+
+REPORT_CSS = """
+.controls { margin: 8px 0; } .controls select { margin-right: 12px; }
+#examples { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 10px; }
+.ex { display: flex; gap: 10px; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
+.ex .pair { display: flex; gap: 4px; } .ex figure { margin: 0; text-align: center; }
+.ex img { width: 96px; height: auto; image-rendering: auto; border: 1px solid var(--line); display: block; }
+.ex figcaption { font-size: 11px; color: var(--muted); } .ex .txt { flex: 1; min-width: 0; }
+.ex .score { float: right; font-weight: 600; } .ex .pred { margin: 4px 0; } ul.refs { margin: 2px 0 0 16px; padding: 0; font-size: 12.5px; color: var(--muted); }
+pre { background: #f6f7f9; padding: 8px; overflow-x: auto; font-size: 12px; }
+"""
+
+FILTER_JS = """
+(function () {
+  var box = document.getElementById('examples'); if (!box) return;
+  var filter = document.getElementById('filter'), order = document.getElementById('order');
+  var shown = document.getElementById('shown');
+  function update() {
+    var cards = Array.prototype.slice.call(box.children), g = filter.value, dir = order.value === 'best' ? -1 : 1, n = 0;
+    cards.sort(function (a, b) {
+      var x = parseFloat(a.dataset.score), y = parseFloat(b.dataset.score);
+      if (isNaN(x)) x = -1; if (isNaN(y)) y = -1;
+      return (x - y) * dir || (a.dataset.id < b.dataset.id ? -1 : 1); });
+    cards.forEach(function (c) { var on = !g || c.dataset.group === g; c.style.display = on ? '' : 'none';
+      if (on) n++; box.appendChild(c); });
+    shown.textContent = n + ' shown';
+  }
+  filter.addEventListener('change', update); order.addEventListener('change', update); update();
+})();
+"""

@@ -1,0 +1,143 @@
+"""The frozen description of a run, its stable hash, and where its directory lives.
+
+A `RunSpec` holds everything that determines a run's predictions and scores: the model name and its fully resolved
+config, the sha256 of an `--init` checkpoint, the dataset, split and a hash of the evaluated examples (ids and
+references), the training data's hash when the model is trained, decoding settings, the seed and the limit. Its hash is
+the sha256 of its canonical JSON; the run directory is ``runs/<dataset>/<model>/<hash[:16]>/``.
+
+What does not change the result is not hashed: the world size (one process or many give the same predictions),
+the batch size, the device, the data root's location. Those are recorded next to the spec in ``run_spec.json``.
+
+>>> spec = RunSpec(model="m", config={"b": 1, "a": [1, 2]}, dataset="d", split="test", manifest="abc")
+>>> spec.hash == RunSpec(model="m", config={"a": [1, 2], "b": 1}, dataset="d", split="test", manifest="abc").hash
+True
+>>> spec.run_dir("runs").parts[:3]
+('runs', 'd', 'm')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from idcbench.data import Example
+
+SPEC_VERSION = 1
+HASH_CHARS = 16
+
+# Config keys that are decoding settings; they are part of the config (hence hashed) and also listed on their own.
+DECODING_KEYS = (
+    "decoding", "beam_size", "num_beams", "max_len", "max_length", "max_words", "length_penalty",
+    "temperature", "top_k", "top_p", "min_len", "repetition_penalty",
+)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal objects give equal strings (hash input)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    return repr(obj)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def manifest_hash(examples: Sequence[Example]) -> str:
+    """sha256 over the ids and references of `examples`, in order (what is scored; images are not read)."""
+    return sha256_text(canonical_json([[e.id, list(e.references)] for e in examples]))
+
+
+def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, or of a directory (relative paths and contents of every file, sorted)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files: Iterable[Path] = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's result. Frozen; `hash` is stable across processes and machines."""
+
+    model: str
+    config: Mapping[str, Any]
+    dataset: str
+    split: str
+    manifest: str
+    checkpoint: str | None = None  # sha256 of --init (file or directory)
+    train: bool = False
+    train_manifest: str | None = None  # sha256 of the train + val examples when the model is trained
+    decoding: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    limit: int | None = None
+    version: int = SPEC_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        # A JSON round trip turns tuples into lists and mapping proxies into dicts, so equal specs give equal dicts.
+        return json.loads(canonical_json(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def hash(self) -> str:
+        """Full sha256 hex digest of the canonical JSON."""
+        return sha256_text(canonical_json(self.to_dict()))
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:HASH_CHARS]
+
+    def run_dir(self, runs_dir: str | Path = "runs") -> Path:
+        """``<runs_dir>/<dataset>/<model>/<hash[:16]>``."""
+        return Path(runs_dir) / self.dataset / self.model / self.short_hash
+
+
+def decoding_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The decoding-related entries of a model config."""
+    return {k: config[k] for k in DECODING_KEYS if k in config}
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write a whole file so that a reader (or a crash) sees the old content or the new one, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = False) -> None:
+    """Indented JSON, written atomically; key order kept unless `sort_keys`."""
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=sort_keys, ensure_ascii=False, default=_jsonable) + "\n")

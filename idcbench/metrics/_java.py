@@ -1,0 +1,66 @@
+"""Finding Java and pycocoevalcap's jars; one place for the JVM flags every scorer uses."""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from idcbench.errors import UserError
+
+# Locale flags: METEOR's Scanner.nextDouble fails under a decimal-comma locale.
+LOCALE_FLAGS = ("-Duser.language=en", "-Duser.country=US")
+
+
+@functools.lru_cache(maxsize=1)
+def coco_dir() -> Path:
+    """The installed pycocoevalcap package folder (a namespace package: no __file__)."""
+    import pycocoevalcap
+
+    return Path(list(pycocoevalcap.__path__)[0])
+
+
+def ptb_jar() -> Path:
+    return coco_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
+
+
+def meteor_jar() -> Path:
+    return coco_dir() / "meteor" / "meteor-1.5.jar"
+
+
+def spice_jar() -> Path:
+    return coco_dir() / "spice" / "spice-1.0.jar"
+
+
+def java_executable() -> str:
+    """The `java` on PATH, or a `UserError` saying how to install it."""
+    java = shutil.which("java")
+    if not java:
+        raise UserError(
+            "Java not found: the PTB tokenizer and METEOR (pycocoevalcap) need it; "
+            "install it (e.g. `sudo apt-get install -y default-jre-headless`) and rerun"
+        )
+    return java
+
+
+def require_jar(path: Path) -> Path:
+    if not path.is_file():
+        raise UserError(f"{path} missing: reinstall pycocoevalcap (`pip install --force-reinstall pycocoevalcap==1.2`)")
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def java_major_version(java: str) -> int | None:
+    """Major version of a Java runtime (8, 11, 17, ...), or None when it cannot run."""
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major
+

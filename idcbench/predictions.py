@@ -1,0 +1,155 @@
+"""Read, validate and write prediction files: id -> caption.
+
+Formats read:
+- COCO results: a JSON list ``[{"image_id": ..., "caption": ...}, ...]`` (ids may be ints; they become strings);
+- JSONL: one ``{"id": ..., "caption": ...}`` object per line (idcbench's own `predictions.jsonl`);
+- the RCC / CLIP4IDC pair ``sc_results.json`` + ``nsc_results.json`` (COCO results lists; the distractor ids
+  get the suffix ``_n`` when they do not already carry it, e.g. ``"000123.png"`` -> ``"000123.png_n"``).
+
+Every problem a user can cause is one `UserError` line naming the file (and line/column or record).
+
+>>> import tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "p.jsonl")
+>>> write_jsonl(path, {"1": "a red cube moved"})
+>>> read_predictions(path)
+{'1': 'a red cube moved'}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from idcbench.errors import UserError
+
+DISTRACTOR_SUFFIX = "_n"
+
+
+def _text(path: Path) -> str:
+    if not path.exists():
+        raise UserError(f"{path}: predictions file not found")
+    if path.is_dir():
+        raise UserError(f"{path}: expected a predictions file, found a directory")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save it as UTF-8") from None
+
+
+def _id(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise UserError(f"{where}: id must be a string or an integer, got {json.dumps(value)[:40]}")
+    return str(value)
+
+
+def _add(out: dict[str, str], key: str, caption: Any, where: str, first: dict[str, str]) -> None:
+    if not isinstance(caption, str):
+        raise UserError(f"{where}: caption of id {key!r} is not a string ({type(caption).__name__})")
+    if key in out:
+        raise UserError(f"{where}: duplicate id {key!r} (first at {first[key]}); keep one caption per id")
+    out[key] = caption
+    first[key] = where
+
+
+def _read_coco(path: Path, text: str, data: Any, suffix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    first: dict[str, str] = {}
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a COCO results list [{{\"image_id\", \"caption\"}}, ...] or JSONL lines")
+    for k, rec in enumerate(data):
+        where = f"{path}: record {k}"
+        if not isinstance(rec, dict) or "caption" not in rec or ("image_id" not in rec and "id" not in rec):
+            raise UserError(f"{where}: expected an object with \"image_id\" and \"caption\"")
+        key = _id(rec["image_id"] if "image_id" in rec else rec["id"], where)
+        if suffix and not key.endswith(suffix):
+            key += suffix
+        _add(out, key, rec["caption"], where, first)
+    return out
+
+
+def _read_jsonl(path: Path, text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: line {lineno}, column {e.colno}: invalid JSON ({e.msg})") from None
+        where = f"{path}: line {lineno}"
+        if not isinstance(rec, dict) or "caption" not in rec or ("id" not in rec and "image_id" not in rec):
+            raise UserError(f"{where}: expected {{\"id\": ..., \"caption\": ...}}")
+        _add(out, _id(rec["id"] if "id" in rec else rec["image_id"], where), rec["caption"], where, first)
+    return out
+
+
+def read_predictions(path: str | Path, distractors: str | Path | None = None) -> dict[str, str]:
+    """Read one predictions file (COCO results list or JSONL), or an RCC ``sc`` + ``nsc`` pair."""
+    path = Path(path)
+    text = _text(path)
+    if distractors is not None:
+        d = Path(distractors)
+        sc = _read_coco(path, text, _load_json(path, text))
+        dtext = _text(d)
+        nsc = _read_coco(d, dtext, _load_json(d, dtext), suffix=DISTRACTOR_SUFFIX)
+        both = [k for k in nsc if k in sc]
+        if both:
+            raise UserError(f"{d}: id {both[0]!r} also in {path}; is the same file given twice?")
+        return {**sc, **nsc}
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return _read_coco(path, text, _load_json(path, text))
+    if not stripped:
+        raise UserError(f"{path}: empty predictions file")
+    return _read_jsonl(path, text)
+
+
+def _load_json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: line {e.lineno}, column {e.colno}: invalid JSON ({e.msg})") from None
+
+
+def read_references(path: str | Path) -> dict[str, list[str]]:
+    """A COCO caption ground-truth file: ``{"annotations": [{"image_id", "caption"}, ...], ...}`` -> id -> captions
+    (in file order; ``images`` may list an id more than once and is not needed)."""
+    path = Path(path)
+    text = _text(path)
+    data = _load_json(path, text)
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise UserError(f"{path}: expected a COCO caption file with an \"annotations\" list")
+    refs: dict[str, list[str]] = {}
+    for k, ann in enumerate(data["annotations"]):
+        where = f"{path}: annotation {k}"
+        if not isinstance(ann, dict) or "image_id" not in ann or "caption" not in ann:
+            raise UserError(f"{where}: expected an object with \"image_id\" and \"caption\"")
+        if not isinstance(ann["caption"], str):
+            raise UserError(f"{where}: caption is not a string ({type(ann['caption']).__name__})")
+        refs.setdefault(_id(ann["image_id"], where), []).append(ann["caption"])
+    if not refs:
+        raise UserError(f"{path}: no annotations")
+    return refs
+
+
+def write_jsonl(path: str | Path, predictions: Mapping[str, str]) -> None:
+    """Write ``{"id", "caption"}`` lines atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for key, caption in predictions.items():
+                f.write(json.dumps({"id": key, "caption": caption}, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -46,6 +46,8 @@ class Captioner(ABC):
 
     name: str = ""
     trainable: bool = True
+    # True when `caption` also takes `Example`s (e.g. to read tags["kind"]); the runner then passes Examples.
+    accepts_examples: bool = False
 
     def __init__(self, config: dict[str, Any] | None = None):
         self.config: dict[str, Any] = dict(config or {})

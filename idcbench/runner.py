@@ -476,7 +476,7 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
     with open(out_file, "a", encoding="utf-8") as f:
         for batch in _batches(todo, batch_size):
             try:
-                captions = model.caption([e.pair for e in batch])
+                captions = model.caption(batch if getattr(model, "accepts_examples", False) else [e.pair for e in batch])
             except UserError:
                 raise
             except OSError as e:  # PIL's UnidentifiedImageError is an OSError

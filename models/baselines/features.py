@@ -1,0 +1,240 @@
+"""Frozen open_clip image features for the baselines: backbone loading (offline only), CLIP preprocessing, feature maps.
+
+Backbones are open_clip models named by `backbone` (``"RN101"``, ``"ViT-B-32"``, ``"idc-tiny-vit"``, ...) with weights
+from `pretrained`:
+
+- ``None``: random initialisation (seeded; the weights are saved with the model so a reload captions identically);
+- a path to a local file (an open_clip / OpenAI CLIP checkpoint);
+- an open_clip tag (``"openai"``, ...) that is already in the Hugging Face cache; nothing is ever downloaded;
+- ``"tiny"`` for ``idc-tiny-vit``: the weights shipped in ``models/tinyclip/weights/``.
+
+Images are preprocessed like CLIP4IDC: RGB, bicubic resize to the backbone's square input size without crop or
+aspect ratio, CLIP mean/std.
+
+>>> fx = FrozenFeatures("idc-tiny-vit", None)  # doctest: +SKIP
+>>> fx.grid([Path("before.png")]).shape          # doctest: +SKIP
+torch.Size([1, 128, 8, 8])
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from idcbench.errors import UserError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def tiny_weights_available() -> bool:
+    """True when ``idc-tiny-vit`` with ``pretrained="tiny"`` loads trained weights rather than falling back to random."""
+    from idcbench.models import tinyclip
+
+    try:
+        return Path(tinyclip.weights_path()).is_file()
+    except (UserError, AttributeError):
+        return False
+
+
+def cached_pretrained_file(name: str, tag: str) -> Path | None:
+    """The local file of open_clip weights `name` / `tag` if it is already cached (Hugging Face hub cache or
+    open_clip's URL cache ``~/.cache/clip``); never downloads."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
+    hub = cfg.get("hf_hub")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        model_id, filename = os.path.split(hub)  # "org/model/" or "org/model/file.bin", as open_clip splits it
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for fn in names:
+            found = try_to_load_from_cache(model_id, fn)
+            if isinstance(found, str) and Path(found).is_file():
+                return Path(found)
+    if cfg.get("url"):
+        path = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
+        if path.is_file():
+            return path
+    return None
+
+
+def load_backbone(name: str, pretrained: str | None, *, seed: int = 0,
+                  quick_gelu: bool | None = None) -> tuple[torch.nn.Module, bool]:
+    """Build the open_clip model `name` with weights `pretrained`, offline. Returns (model in eval mode, is_random).
+
+    `pretrained="tiny"` falls back to a seeded random initialisation when the tiny weights are not installed (the
+    caller saves random backbones with the model, so results stay reproducible). `quick_gelu`: None = the tag's own
+    setting (OpenAI weights use QuickGELU) or False for a file; pass True for an OpenAI checkpoint file.
+    """
+    import open_clip
+
+    from idcbench.models import tinyclip  # registers the idc-tiny-vit config with open_clip
+
+    if name not in open_clip.list_models():
+        raise UserError(f"unknown open_clip backbone {name!r} (e.g. RN50, RN101, ViT-B-32, idc-tiny-vit)")
+    torch.manual_seed(seed)
+    if name == tinyclip.MODEL_NAME and pretrained is not None:
+        if pretrained == tinyclip.PRETRAINED_TAG and not tiny_weights_available():
+            logging.getLogger(__name__).warning("the tiny CLIP weights are not installed: using a random backbone")
+            pretrained = None
+        else:  # the shipped weights or a compact file from `idcbench pretrain-clip`
+            return tinyclip.create_tiny_clip(pretrained).eval(), False
+    if pretrained is None:
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # open_clip warns that the model is random: here that is the request
+        try:
+            model = open_clip.create_model(name, pretrained=None)
+        finally:
+            root.setLevel(level)
+        return model.eval(), True
+    file = Path(pretrained).expanduser()
+    if not file.is_file():
+        if pretrained not in open_clip.list_pretrained_tags_by_model(name):
+            raise UserError(f"pretrained={pretrained!r} is neither a file nor an open_clip tag of {name} "
+                            f"(tags: {', '.join(open_clip.list_pretrained_tags_by_model(name)) or 'none'})")
+        cached = cached_pretrained_file(name, pretrained)
+        if cached is None:
+            from huggingface_hub.constants import HF_HUB_CACHE
+
+            raise UserError(
+                f"open_clip weights {name}/{pretrained} are not cached (looked in {HF_HUB_CACHE} and ~/.cache/clip) "
+                f"and idcbench never downloads; put the checkpoint file on this machine and pass pretrained=/path/to/file"
+            )
+        if quick_gelu is None:
+            quick_gelu = bool((open_clip.get_pretrained_cfg(name, pretrained) or {}).get("quick_gelu", False))
+        file = cached
+    try:
+        model = open_clip.create_model(name, pretrained=str(file), force_quick_gelu=bool(quick_gelu))
+    except Exception as e:  # wrong architecture, corrupt file
+        raise UserError(f"cannot load weights {file} into open_clip {name}: {e}") from None
+    return model.eval(), False
+
+
+class FrozenFeatures:
+    """A frozen open_clip image encoder that returns pooled embeddings or feature grids for image paths.
+
+    `grid_layer`: for a ResNet (open_clip ModifiedResNet), the stage whose output is the grid (4 = layer4, the grid
+    before attention pooling; 3 = layer3, DUDA's "conv4" 1024x14x14 for RN101 at 224 px); for a ViT, the transformer
+    block (negative counts from the end; -1 = the last) whose patch tokens (after ``ln_post``) form the grid.
+    """
+
+    def __init__(self, backbone: str, pretrained: str | None, *, grid_layer: int = -1, seed: int = 0,
+                 device: str = "cpu", batch_size: int = 64, state_dict: dict[str, torch.Tensor] | None = None,
+                 quick_gelu: bool | None = None):
+        self.backbone = backbone
+        self.pretrained = pretrained
+        self.grid_layer = grid_layer
+        self.batch_size = batch_size
+        model, self.is_random = load_backbone(backbone, None if state_dict is not None else pretrained, seed=seed,
+                                              quick_gelu=quick_gelu)
+        if state_dict is not None:
+            model.load_state_dict(state_dict)
+            self.is_random = True
+        self.visual = model.visual.eval().requires_grad_(False)
+        self.device = device
+        self.visual.to(device)
+        size = getattr(self.visual, "image_size", 224)
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self._model = model
+
+    def backbone_state(self) -> dict[str, torch.Tensor]:
+        """The full open_clip state dict (saved with a model whose backbone is randomly initialised)."""
+        return {k: v.detach().cpu() for k, v in self._model.state_dict().items()}
+
+    def digest(self) -> str:
+        """sha256 of the visual weights: identifies the backbone in resumable training state."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name, t in self.visual.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def to(self, device: str) -> "FrozenFeatures":
+        self.device = device
+        self.visual.to(device)
+        return self
+
+    @property
+    def is_resnet(self) -> bool:
+        return hasattr(self.visual, "layer4")
+
+    def preprocess(self, paths: Sequence[Path], ids: Sequence[str | None] | None = None) -> torch.Tensor:
+        """Load images as RGB, bicubic-resize to the backbone size (no crop), normalise with CLIP mean/std."""
+        from PIL import Image
+
+        from idcbench.data import load_image
+
+        out = np.empty((len(paths), self.image_size, self.image_size, 3), dtype=np.float32)
+        for i, p in enumerate(paths):
+            img = load_image(p, example_id=ids[i] if ids else None)
+            img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
+            out[i] = np.asarray(img, dtype=np.float32) / 255.0
+        x = torch.from_numpy(out).permute(0, 3, 1, 2)
+        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    @torch.no_grad()
+    def _encode(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        x = x.to(self.device)
+        if what == "pooled":
+            return self.visual(x).float()
+        if self.is_resnet:
+            index = self.grid_layer if self.grid_layer >= 0 else 5 + self.grid_layer
+            out = self.visual.forward_intermediates(x, indices=[index], intermediates_only=True)
+            return out["image_intermediates"][0].float()
+        n_blocks = len(self.visual.transformer.resblocks)
+        index = self.grid_layer if self.grid_layer >= 0 else n_blocks + self.grid_layer
+        out = self.visual.forward_intermediates(x, indices=[index], intermediates_only=True,
+                                                normalize_intermediates=True, output_fmt="NCHW")
+        return out["image_intermediates"][0].float()
+
+    def encode_unique(self, paths: Sequence[Path], what: str = "grid", *, progress=None,
+                      dtype: torch.dtype = torch.float32, out_device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of each distinct path once (pairs share before-images): (features, index), where
+        ``features[index[i]]`` belongs to ``paths[i]``. ``what`` = ``"grid"`` (N x C x H x W) or ``"pooled"`` (N x D)."""
+        unique: dict[Path, int] = {}
+        for p in paths:
+            unique.setdefault(Path(p), len(unique))
+        order = list(unique)
+        chunks = []
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            chunks.append(self._encode(self.preprocess(batch), what).to(out_device, dtype))
+            if progress is not None:
+                progress(min(start + self.batch_size, len(order)), len(order))
+        feats = torch.cat(chunks) if chunks else torch.empty(0, device=out_device, dtype=dtype)
+        index = torch.tensor([unique[Path(p)] for p in paths], dtype=torch.long, device=out_device)
+        return feats, index
+
+    def encode(self, paths: Sequence[Path], what: str = "grid", **kwargs: Any) -> torch.Tensor:
+        """Features of `paths` in order (each distinct path computed once)."""
+        feats, index = self.encode_unique(paths, what, **kwargs)
+        return feats[index]
+
+
+def check_backbone(fx: FrozenFeatures, digest: str | None, directory: Path) -> None:
+    """A saved model's features were computed with one backbone; refuse to load it over different weights."""
+    if digest is not None and fx.digest() != digest:
+        raise UserError(f"{directory}: the backbone weights ({fx.backbone}, pretrained={fx.pretrained!r}) differ from "
+                        "those the model was trained with; restore those weights or retrain the model")
+
+
+def as_pair(item: Any):
+    """Accept an `Example` or a `Pair` (anything with `.before` / `.after`)."""
+    return item.pair if hasattr(item, "pair") else item
+
+
+def pair_paths(items: Iterable[Any]) -> tuple[list[Path], list[Path]]:
+    pairs = [as_pair(x) for x in items]
+    return [Path(p.before) for p in pairs], [Path(p.after) for p in pairs]

@@ -1,0 +1,82 @@
+"""`idcbench caption MODEL BEFORE AFTER`: caption one image pair with a registered model and its weights.
+
+MODEL is a registered model name (``--init`` then gives its weights: an official CLIP4IDC checkpoint, an idcbench
+``model.pt`` or a saved model directory) or directly a saved model directory (a run's ``model/`` folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from idcbench.cli import app, console
+
+
+def load_captioner(model: str, init: Optional[str], overrides: dict):
+    """A ready captioner from a registered name (+ init) or a saved directory."""
+    from idcbench.captioner import create_model
+    from idcbench.errors import UserError, read_json
+    from idcbench.registry import MODELS
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        saved = read_json(path / "config.json", what="saved model config")
+        family = saved.get("family") if isinstance(saved, dict) else None
+        name = family if family in MODELS else model
+        spec = MODELS.get(name)
+        return spec.family.load(path, **overrides)
+    if init is not None and Path(init).expanduser().is_dir():
+        spec = MODELS.get(model)
+        return spec.family.load(Path(init).expanduser(), **overrides)
+    if init is not None:
+        overrides = {**overrides, "init": init}
+    try:
+        return create_model(model, **overrides)
+    except TypeError as e:
+        raise UserError(f"model {model!r} does not accept these options ({e})") from None
+
+
+@app.command("caption")
+def caption(
+    model: str = typer.Argument(..., help="registered model name (see `idcbench list models`) or a saved model directory"),
+    before: Path = typer.Argument(..., help="the before image"),
+    after: Path = typer.Argument(..., help="the after image"),
+    init: Optional[str] = typer.Option(None, "--init", help="weights: official CLIP4IDC checkpoint, model.pt or model directory"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="open_clip backbone (config key `backbone`)"),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip tag or weights file (config key `pretrained`)"),
+    beam: Optional[int] = typer.Option(None, "--beam", help="beam search with this width instead of greedy decoding"),
+    config: Optional[List[str]] = typer.Option(None, "--config", "-c", help="KEY=VALUE config overrides (JSON values)"),
+) -> None:
+    """Caption one image pair and print the caption."""
+    import json
+
+    from idcbench.data import Pair, load_image
+    from idcbench.errors import UserError
+
+    for p in (before, after):
+        load_image(p)  # one clear line for a missing / broken image before any model is built
+    overrides: dict = {}
+    for item in config or []:
+        if "=" not in item:
+            raise UserError(f"--config {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    if backbone is not None:
+        overrides["backbone"] = backbone
+    if pretrained is not None:
+        overrides["pretrained"] = pretrained
+    if beam is not None:
+        overrides["decoding"] = {"strategy": "beam", "beam": beam}
+    captioner = load_captioner(model, init, overrides)
+    try:
+        captioner = captioner.to(device)
+    except (RuntimeError, AssertionError) as e:
+        raise UserError(f"--device {device}: {str(e).splitlines()[0]}") from None
+    text = captioner.caption([Pair(before, after)])[0]
+    console.print(text, highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,292 @@
+"""`Clip4IDC`: the CLIP4IDC captioner (and the `clip-diff` ablation) behind idcbench's `Captioner` interface.
+
+Built from a config dict (see `DEFAULTS`; registered variants are JSON files in ``configs/``):
+
+>>> from idcbench.captioner import create_model
+>>> m = create_model("clip4idc-tiny", pretrained=None)          # doctest: +SKIP
+>>> m.fit(train, val, FitContext(workdir=Path("work")))          # doctest: +SKIP
+>>> m.caption([Pair(Path("before.png"), Path("after.png"))])     # doctest: +SKIP
+['the red cube is gone']
+
+`init` (a file) loads an official CLIP4IDC checkpoint (stage 1 or 2, `pytorch_model.bin.*`) or an idcbench
+``model.pt``; a directory loads an idcbench model saved with `save`. With `init`, the backbone's pretrained weights are
+not needed (everything is overwritten) and stage 1 is skipped by `fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from idcbench.captioner import Captioner, FitContext
+from idcbench.data import Example, Pair
+from idcbench.errors import UserError
+
+DEFAULTS: dict[str, Any] = {
+    "arch": "pair",                 # "pair" = CLIP4IDC, "diff" = clip-diff (frozen per-image encoder)
+    "backbone": "ViT-B-32",         # any open_clip ViT with the CLIP text tower
+    "pretrained": "openai",         # open_clip tag, a weights file, or null (random init); never downloaded
+    "quick_gelu": None,             # null: as the pretrained tag says (OpenAI weights: QuickGELU)
+    "init": None,                   # official CLIP4IDC checkpoint / idcbench model.pt or directory
+    "intra_layers": None,           # null: 3/4 of the visual layers (9 of 12)
+    "max_words": 32,
+    "logit_scale": 100.0,
+    "decoder": {"heads": 8, "ffn": 2048, "layers": 3, "dropout": 0.1},
+    "stages": [1, 2],
+    "freeze_official": True,        # the official freezing quirk (conv1, class/pos embeddings, ln_pre, text embeddings)
+    "train_token_embedding": False,  # the quirk's exception on Spot-the-Diff
+    "freeze_visual": True,          # arch "diff": keep the visual tower frozen
+    "stage1": {"epochs": 12, "batch_size": 128, "lr": 1e-4, "coef_lr": 1e-3, "weight_decay": 0.2, "warmup": 0.1,
+               "schedule": "warmup_cosine", "b1": 0.9, "b2": 0.98, "eps": 1e-6, "swap_p": 0.5,
+               "max_steps": None, "val_max_pairs": None, "freeze_intra": False},
+    "stage2": {"epochs": 50, "batch_size": 16, "lr": 1e-4, "coef_lr": 1e-3, "weight_decay": 0.01, "warmup": 0.1,
+               "schedule": "warmup_linear", "b1": 0.9, "b2": 0.999, "eps": 1e-6, "early_stop": 10,
+               "max_steps": None, "val_max_pairs": None},
+    "grad_clip": 1.0,
+    "amp": True,                    # bf16 autocast on CUDA
+    "cache_images": False,          # keep resized pixels in memory (small datasets)
+    "cache_stage2_tokens": True,    # when CLIP is frozen in stage 2, encode each training pair once
+    "save_every_steps": 0,
+    "restrict_vocab": False,        # CPU option: score only the training captions' tokens (not the official head)
+    "eval_batch_size": 64,
+    "decoding": {"strategy": "greedy", "beam": 3, "length_penalty": 0.0, "max_len": 32},
+}
+
+
+def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_config(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _none(value: Any) -> Any:
+    return None if isinstance(value, str) and value.lower() in ("", "none", "null", "random") else value
+
+
+class Clip4IDC(Captioner):
+    """CLIP4IDC (Guo et al., AACL 2022): CLIP adapted to image pairs by retrieval, then a caption decoder."""
+
+    name = "clip4idc"
+
+    def __init__(self, config: dict[str, Any] | None = None, *, _weights: Path | None = None):
+        from idcbench.models.clip4idc.backbone import create_clip
+        from idcbench.models.clip4idc.model import Clip4IDCNet
+        from idcbench.models.clip4idc.pairs import ImageLoader
+        from idcbench.models.clip4idc.tokenizer import ClipBPE
+
+        unknown = set(config or {}) - set(DEFAULTS) - {"name", "description"}
+        if unknown:
+            raise UserError(f"clip4idc: unknown config keys {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
+        super().__init__(merge_config(DEFAULTS, config or {}))
+        cfg = self.config
+        cfg["pretrained"], cfg["init"] = _none(cfg["pretrained"]), _none(cfg["init"])
+        if cfg["stages"] == [] or any(s not in (1, 2) for s in cfg["stages"]):
+            raise UserError(f"clip4idc: stages must be a subset of [1, 2], got {cfg['stages']}")
+        init = Path(cfg["init"]).expanduser() if cfg["init"] else None
+        if init is not None and init.is_dir():
+            init = init / "model.pt"
+        skip_pretrained = init is not None or _weights is not None
+        clip = create_clip(cfg["backbone"], None if skip_pretrained else cfg["pretrained"], quick_gelu=self._quick_gelu())
+        self.net = Clip4IDCNet(clip, arch=cfg["arch"], intra_layers=cfg["intra_layers"], decoder=cfg["decoder"],
+                               freeze_visual=cfg["freeze_visual"])
+        self.bpe = ClipBPE()
+        self.images = ImageLoader(clip.visual.image_size[0], cache=cfg["cache_images"])
+        self.device = "cpu"
+        self.init_stage: str | None = None
+        self._token_cache: dict[tuple[Path, Path], torch.Tensor] | None = None
+        if _weights is not None:
+            self.load_weights(_weights)
+        elif init is not None:
+            from idcbench.models.clip4idc.checkpoint import load_official, read_state_dict
+
+            self.init_stage = load_official(self.net, read_state_dict(init), source=f"--init {init}")
+        self.net.eval()
+
+    def _quick_gelu(self) -> bool | None:
+        q = self.config["quick_gelu"]
+        if q is not None:
+            return bool(q)
+        if self.config["init"] and self.config["backbone"] in ("ViT-B-32", "ViT-B-16"):
+            return True  # official checkpoints are OpenAI CLIP (QuickGELU)
+        from idcbench.models.clip4idc.backbone import tag_quick_gelu
+
+        return tag_quick_gelu(self.config["backbone"], self.config["pretrained"])
+
+    # ---- training -------------------------------------------------------------------------------------------------
+    def stages_to_run(self) -> list[int]:
+        stages = sorted(set(self.config["stages"]))
+        if self.init_stage is not None:
+            stages = [s for s in stages if s == 2]
+        return stages
+
+    def fit(self, train: Sequence[Example], val: Sequence[Example], ctx: FitContext) -> None:
+        """Stage 1 (unless `stages` excludes it or `init` was given), then stage 2; resumable in `ctx.workdir`."""
+        from idcbench.models.clip4idc.train import fit
+
+        if not train:
+            raise UserError("clip4idc: no training examples")
+        self.to(ctx.device)
+        fit(self, train, val, ctx)
+        self.net.eval()
+
+    def begin_stage(self, stage: int) -> None:
+        for name, p in self.net.named_parameters():
+            frozen_visual = self.net.arch == "diff" and self.config["freeze_visual"] and name.startswith("clip.visual.")
+            p.requires_grad_(not frozen_visual)
+        if stage == 1:
+            # the decoder and the text head are not part of the retrieval loss
+            for p in self.net.decoder.parameters():
+                p.requires_grad_(False)
+            self.net.clip.token_embedding.weight.requires_grad_(True)
+            self.net.clip.positional_embedding.requires_grad_(True)
+            self.net.decoder.classifier.cls.predictions.bias.requires_grad_(False)
+
+    def prepare_stage(self, stage: int, train: Sequence[Example] = ()) -> None:
+        if stage == 2 and self.config["restrict_vocab"]:
+            ids = {self.bpe.eot} | {i for e in train for r in e.references for i in self.bpe.bpe(r)[: self.config["max_words"] - 1]}
+            self.net.decoder.restrict_vocab(sorted(ids))
+        visual_frozen = not any(p.requires_grad for p in self.net.clip.visual.parameters())
+        if stage == 2 and visual_frozen and self.config["cache_stage2_tokens"]:
+            # Encode every training pair once, in a fixed order and batching: the values must not depend on which
+            # batches a (possibly resumed) run happens to see first.
+            self._token_cache = {}
+            keys = list(dict.fromkeys((Path(e.before), Path(e.after)) for e in train))
+            bs = self.config["eval_batch_size"]
+            was_training = self.net.training
+            self.net.eval()
+            with torch.no_grad(), self._autocast():
+                for i in range(0, len(keys), bs):
+                    chunk = keys[i: i + bs]
+                    tok = self.net.encode_pair(self.images([k[0] for k in chunk]).to(self.device),
+                                               self.images([k[1] for k in chunk]).to(self.device)).float()
+                    self._token_cache.update(zip(chunk, tok))
+            self.net.train(was_training)
+
+    def end_stage(self, stage: int) -> None:
+        self._token_cache = None
+
+    def pair_tokens_for_training(self, befores: Sequence[Path], afters: Sequence[Path]) -> torch.Tensor:
+        if self._token_cache is None:
+            return self.net.encode_pair(self.images(befores).to(self.device), self.images(afters).to(self.device))
+        keys = list(zip(map(Path, befores), map(Path, afters)))
+        missing = [k for k in dict.fromkeys(keys) if k not in self._token_cache]
+        if missing:
+            with torch.no_grad():
+                tok = self.net.encode_pair(self.images([k[0] for k in missing]).to(self.device),
+                                           self.images([k[1] for k in missing]).to(self.device)).float()
+            self._token_cache.update(zip(missing, tok))
+        return torch.stack([self._token_cache[k] for k in keys])
+
+    # ---- inference ------------------------------------------------------------------------------------------------
+    def _autocast(self):
+        from idcbench.models.clip4idc.train import _autocast
+
+        return _autocast(self.device, self.config.get("amp", True))
+
+    @torch.no_grad()
+    def caption_ids(self, pairs: Sequence[Pair], *, strategy: str | None = None) -> torch.Tensor:
+        """Decoded ids (N x max_len) of `pairs`, batch by batch."""
+        from idcbench.models.clip4idc.decoder import beam_decode, greedy_decode, greedy_decode_official
+
+        dec = self.config["decoding"]
+        strategy = strategy or dec["strategy"]
+        self.net.eval()
+        outs = []
+        bs = self.config["eval_batch_size"]
+        for i in range(0, len(pairs), bs):
+            before, after = self.images.pairs(pairs[i: i + bs])
+            with self._autocast():
+                tokens = self.net.encode_pair(before.to(self.device), after.to(self.device))
+                kw = dict(sot=self.bpe.sot, max_len=dec["max_len"])
+                if strategy == "greedy":
+                    ids = greedy_decode(self.net.decoder, tokens, eot=self.bpe.eot, **kw)
+                elif strategy == "official":
+                    ids = greedy_decode_official(self.net.decoder, tokens, **kw)
+                elif strategy == "beam":
+                    ids = beam_decode(self.net.decoder, tokens, eot=self.bpe.eot, beam=dec["beam"],
+                                      length_penalty=dec["length_penalty"], **kw)
+                else:
+                    raise UserError(f"clip4idc: unknown decoding strategy {strategy!r} (greedy, beam, official)")
+            outs.append(ids.cpu())
+        return torch.cat(outs) if outs else torch.zeros(0, dec["max_len"], dtype=torch.long)
+
+    def caption(self, pairs: Sequence[Pair]) -> list[str]:
+        return [self.bpe.decode_official(row.tolist()) for row in self.caption_ids(pairs)]
+
+    @torch.no_grad()
+    def embed_pairs(self, pairs: Sequence[Pair]) -> torch.Tensor:
+        """L2-normalised pair embeddings (N x embed_dim, float32, CPU)."""
+        self.net.eval()
+        before, after = self.images.pairs(pairs)
+        with self._autocast():
+            emb = self.net.pair_embedding(self.net.encode_pair(before.to(self.device), after.to(self.device)))
+        return F.normalize(emb.float(), dim=-1).cpu()
+
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """L2-normalised text embeddings (N x embed_dim, float32, CPU)."""
+        self.net.eval()
+        ids = self.bpe.text_ids(list(texts), self.config["max_words"]).to(self.device)
+        with self._autocast():
+            emb = self.net.encode_text(ids)
+        return F.normalize(emb.float(), dim=-1).cpu()
+
+    # ---- persistence ----------------------------------------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+
+    def load_weights(self, path: Path) -> None:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        self.net.decoder.restrict_vocab(state.get("decoder.vocab_ids"))
+        self.net.load_state_dict(state)
+        self.net.to(self.device)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.weights(), directory / "model.pt.tmp")
+        (directory / "model.pt.tmp").replace(directory / "model.pt")
+        cfg = dict(self.config, init=None)
+        (directory / "config.json").write_text(json.dumps({"family": "clip4idc", "config": cfg}, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path, **overrides: Any) -> "Clip4IDC":
+        from idcbench.errors import read_json
+
+        directory = Path(directory)
+        saved = read_json(directory / "config.json", what="clip4idc model config")
+        if not (directory / "model.pt").is_file():
+            raise UserError(f"{directory}: model.pt missing; the directory was not written by Clip4IDC.save")
+        cfg = merge_config(saved.get("config", saved), overrides)
+        return cls(cfg, _weights=directory / "model.pt")
+
+    def load_checkpoint(self, path: str | Path) -> str:
+        """Load an official CLIP4IDC checkpoint (stage 1 or 2) or an idcbench ``model.pt`` into this model; `fit` then
+        skips stage 1. Returns "stage1" or "stage2"."""
+        from idcbench.models.clip4idc.checkpoint import load_official, read_state_dict
+
+        self.init_stage = load_official(self.net, read_state_dict(path), source=f"--init {path}")
+        self.net.to(self.device)
+        return self.init_stage
+
+    def to(self, device: str) -> "Clip4IDC":
+        self.device = str(device)
+        self.net.to(self.device)
+        return self
+
+    def card(self) -> str:
+        c = self.config
+        kind = "CLIP4IDC" if c["arch"] == "pair" else "clip-diff (frozen per-image CLIP, no adaptation)"
+        stages = "+".join(f"stage {s}" for s in c["stages"])
+        return f"{kind} on {c['backbone']} ({c['pretrained'] or 'random init'}), {stages}"

@@ -1,0 +1,249 @@
+"""Training loops of both CLIP4IDC stages: resumable, deterministic, selected on val.
+
+State lives in `ctx.workdir`: ``stage{n}_last.pt`` (model, optimizer, torch RNG, epoch, step, best score, patience)
+saved at the end of every epoch and every `save_every_steps` steps, ``stage{n}_best.pt`` (the best weights on val) and
+``stage{n}_done`` once a stage is complete. A fit that is killed and rerun with the same workdir continues from the last
+saved state and ends with the same weights as an uninterrupted run (sampling plans depend only on seed / stage / epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from idcbench.data import Example
+from idcbench.models.clip4idc import pairs as P
+from idcbench.models.clip4idc.dist import average_gradients, gather_with_grad, is_distributed
+from idcbench.models.clip4idc.optim import BertAdam, freeze_official, param_groups
+
+if TYPE_CHECKING:
+    from idcbench.captioner import FitContext
+    from idcbench.models.clip4idc.captioner import Clip4IDC
+
+
+def cider_d(predictions: dict[str, str], references: dict[str, list[str]]) -> float:
+    """Corpus CIDEr-D (x100) for checkpoint selection: idcbench's scorer when present, else pycocoevalcap's Cider on
+    a simple lowercase / punctuation-stripping tokenization (selection only, never reported)."""
+    try:
+        from idcbench.scoring import score
+    except ImportError:
+        score = None
+    if score is not None:
+        return float(score(predictions, references, metrics=["CIDEr-D"]).corpus["total"]["CIDEr-D"])
+    import re
+
+    from pycocoevalcap.cider.cider import Cider
+
+    tok = lambda s: " ".join(re.findall(r"[a-z0-9]+", s.lower()))  # noqa: E731
+    ids = [i for i in predictions if references.get(i)]
+    if not ids:
+        return 0.0
+    value, _ = Cider().compute_score({i: [tok(r) for r in references[i]] for i in ids}, {i: [tok(predictions[i])] for i in ids})
+    return float(value) * 100.0
+
+
+def _autocast(device: str, amp: bool):
+    if amp and device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _val_subset(val: Sequence[Example], limit: int | None) -> list[Example]:
+    val = list(val)
+    if not limit or len(val) <= limit:
+        return val
+    stride = len(val) / limit
+    return [val[int(i * stride)] for i in range(limit)]
+
+
+class StageRunner:
+    """One stage: builds optimizer and schedule, runs epochs with resumable state, evaluates on val, keeps the best."""
+
+    def __init__(self, model: "Clip4IDC", stage: int, ctx: "FitContext", train: Sequence[Example], val: Sequence[Example]):
+        self.m, self.stage, self.ctx = model, stage, ctx
+        self.cfg = dict(model.config[f"stage{stage}"])
+        self.train, self.val = list(train), list(val)
+        self.workdir = Path(ctx.workdir)
+        self.last, self.best = self.workdir / f"stage{stage}_last.pt", self.workdir / f"stage{stage}_best.pt"
+        self.done = self.workdir / f"stage{stage}_done"
+        self.device = model.device
+        self.world, self.rank = (ctx.world_size, ctx.rank) if is_distributed() else (1, 0)
+
+    # ---- batches ----------------------------------------------------------------------------------------------
+    def plan(self, epoch: int) -> list:
+        seed = self.ctx.seed
+        if self.stage == 1:
+            return P.stage1_plan(self._samples, seed=seed, epoch=epoch, swap_p=self.cfg.get("swap_p", 0.5))
+        return P.stage2_plan(self.train, seed=seed, epoch=epoch)
+
+    def steps_per_epoch(self) -> int:
+        n = len(self._samples) if self.stage == 1 else len(P.stage2_plan(self.train, seed=0, epoch=0))
+        return max(1, math.ceil(n / self.cfg["batch_size"]))
+
+    def local(self, batch: Sequence) -> Sequence:
+        return batch[self.rank:: self.world] if self.world > 1 else batch
+
+    # ---- losses -----------------------------------------------------------------------------------------------
+    def loss_stage1(self, batch: Sequence[P.RetrievalSample]) -> torch.Tensor:
+        m, net = self.m, self.m.net
+        before = m.images([s.before for s in batch]).to(self.device)
+        after = m.images([s.after for s in batch]).to(self.device)
+        text = m.bpe.text_ids([s.caption for s in batch], m.config["max_words"]).to(self.device)
+        pair = net.pair_embedding(net.encode_pair(before, after))
+        txt = net.encode_text(text)
+        pair, txt = gather_with_grad(pair.float()), gather_with_grad(txt.float())
+        logits = net.similarity(pair, txt, m.config["logit_scale"])
+        target = torch.arange(logits.shape[0], device=logits.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+    def caption_loss(self, triples: Sequence[tuple[Path, Path, str]]) -> torch.Tensor:
+        m, net = self.m, self.m.net
+        tokens = m.pair_tokens_for_training([t[0] for t in triples], [t[1] for t in triples])
+        inp, tgt, mask = (t.to(self.device) for t in m.bpe.caption_ids([t[2] for t in triples], m.config["max_words"]))
+        dec = net.decoder
+        hidden = dec.hidden(inp, dec.encode(tokens), mask)
+        keep = tgt != 0  # CE with ignore_index 0: only the kept positions need the vocabulary projection
+        logits = dec.classify(hidden[keep])
+        return F.cross_entropy(logits.float(), dec.to_index(tgt[keep]), ignore_index=-100)
+
+    def loss_stage2(self, batch: Sequence[P.CaptionUnit]) -> torch.Tensor:
+        loss = self.caption_loss([u.sem for u in batch])
+        dis = [u.dis for u in batch if u.dis is not None]
+        if dis:
+            loss = loss + self.caption_loss(dis)
+        return loss
+
+    # ---- validation -------------------------------------------------------------------------------------------
+    def evaluate(self) -> float:
+        val = _val_subset(self.val, self.cfg.get("val_max_pairs"))
+        if not val:
+            return float("nan")
+        if self.stage == 1:
+            from idcbench.metrics.retrieval import evaluate_retrieval
+
+            val = [e for e in val if e.tags.get("kind") != "distractor"]  # no-change captions are not retrieved
+            return evaluate_retrieval(self.m, val, batch_size=self.m.config["eval_batch_size"])["t2p_R@1"]
+        preds = self.m.caption([e.pair for e in val])
+        return cider_d({e.id: p for e, p in zip(val, preds)}, {e.id: list(e.references) for e in val})
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        m, net, cfg = self.m, self.m.net, self.cfg
+        if self.done.exists():
+            m.load_weights(self.best if self.best.exists() else self.last)
+            return
+        self._samples = P.stage1_samples(self.train) if self.stage == 1 else None
+        m.begin_stage(self.stage)  # every parameter trainable again (the diff arch keeps its frozen visual tower)
+        if m.config.get("freeze_official", True):
+            freeze_official(net, train_token_embedding=m.config.get("train_token_embedding", False))
+        if cfg.get("coef_lr", 1.0) == 0:
+            for p in net.clip.parameters():
+                p.requires_grad_(False)
+        if cfg.get("freeze_intra") and net.arch == "pair":
+            # CPU option: train only the joint part of the pair encoder (and the text tower)
+            v = net.clip.visual
+            for mod in (v.conv1, v.ln_pre, *v.transformer.resblocks[: net.intra_layers]):
+                for p in mod.parameters():
+                    p.requires_grad_(False)
+            v.class_embedding.requires_grad_(False)
+            v.positional_embedding.requires_grad_(False)
+        m.prepare_stage(self.stage, self.train)
+        epochs, spe = int(cfg["epochs"]), self.steps_per_epoch()
+        total = epochs * spe if not cfg.get("max_steps") else min(epochs * spe, int(cfg["max_steps"]))
+        opt = BertAdam(param_groups(net, stage=self.stage, lr=cfg["lr"], coef_lr=cfg.get("coef_lr", 1e-3),
+                                    weight_decay=cfg["weight_decay"]),
+                       lr=cfg["lr"], warmup=cfg.get("warmup", 0.1), t_total=total, schedule=cfg["schedule"],
+                       b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), e=cfg.get("eps", 1e-6),
+                       weight_decay=cfg["weight_decay"], max_grad_norm=cfg.get("max_grad_norm", 1.0))
+        state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "bad_epochs": 0}
+        if self.last.exists():
+            saved = torch.load(self.last, map_location="cpu", weights_only=False)
+            net.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            _set_rng_state(saved["rng"])
+            state = saved["state"]
+        else:
+            torch.manual_seed(self.ctx.seed * 1000 + self.stage)
+        save_every = int(m.config.get("save_every_steps") or 0)
+        stop = False
+        while state["epoch"] < epochs and not stop:
+            plan = self.plan(state["epoch"])
+            chunks = P.batches(plan, cfg["batch_size"])
+            net.train()
+            for i in range(state["step_in_epoch"], len(chunks)):
+                if state["global_step"] >= total:
+                    stop = True
+                    break
+                with _autocast(self.device, m.config.get("amp", True)):
+                    batch = self.local(chunks[i])
+                    loss = self.loss_stage1(batch) if self.stage == 1 else self.loss_stage2(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                params = [p for g in opt.param_groups for p in g["params"]]
+                average_gradients(params)
+                torch.nn.utils.clip_grad_norm_(params, m.config.get("grad_clip", 1.0))
+                opt.step()
+                state["global_step"] += 1
+                state["step_in_epoch"] = i + 1
+                self.ctx.progress(f"stage{self.stage}", state["global_step"], total, loss=float(loss.detach()),
+                                  lr=opt.current_lr())
+                if save_every and state["global_step"] % save_every == 0 and i + 1 < len(chunks):
+                    self._save(net, opt, state)
+            # end of epoch (or of the step budget): validate, keep the best, early stop
+            net.eval()
+            score = self.evaluate()
+            better = state["best"] is None or (score == score and score >= state["best"])
+            if better:
+                state["best"], state["bad_epochs"] = score, 0
+                if self.rank == 0:
+                    _atomic_save(m.weights(), self.best)
+            else:
+                state["bad_epochs"] += 1
+            self.ctx.progress(f"stage{self.stage}-val", state["epoch"] + 1, epochs, score=float(score))
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            patience = cfg.get("early_stop")
+            if patience and state["bad_epochs"] > int(patience):
+                stop = True
+            if state["global_step"] >= total:
+                stop = True
+            self._save(net, opt, state)
+        m.load_weights(self.best if self.best.exists() else self.last)
+        m.end_stage(self.stage)
+        if self.rank == 0:
+            self.done.touch()
+
+    def _save(self, net, opt, state) -> None:
+        if self.rank == 0:
+            _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
+                          "state": dict(state)}, self.last)
+
+
+def fit(model: "Clip4IDC", train: Sequence[Example], val: Sequence[Example], ctx: "FitContext") -> None:
+    Path(ctx.workdir).mkdir(parents=True, exist_ok=True)
+    for stage in model.stages_to_run():
+        StageRunner(model, stage, ctx, train, val).run()

@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests -q
 
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-columns=min,median,max,rounds
+	$(PY) -m pytest benchmarks -q -o python_files="bench_*.py" --benchmark-only --benchmark-columns=min,median,max,rounds
 
 leaderboard: $(STAMP)
 	$(PY) -m idcbench leaderboard --runs-dir leaderboard/runs --out leaderboard

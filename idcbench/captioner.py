@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from idcbench.data import Example, Pair
 
@@ -94,7 +94,19 @@ class ModelSpec:
     description: str = ""
 
     def create(self, **overrides: Any) -> Captioner:
-        return self.family({**self.config, **overrides})
+        return self.family(deep_merge(self.config, overrides))
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, merging nested dicts (a variant's ``stage2`` group keeps the keys not overridden).
+
+    >>> deep_merge({"a": 1, "s": {"x": 1, "y": 2}}, {"s": {"y": 3}})
+    {'a': 1, 's': {'x': 1, 'y': 3}}
+    """
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
+    return out
 
 
 def create_model(name: str, **overrides: Any) -> Captioner:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from idcbench import __version__
-from idcbench.captioner import Captioner, FitContext, ModelSpec, RetrievalModel
+from idcbench.captioner import Captioner, FitContext, ModelSpec, RetrievalModel, deep_merge
 from idcbench.data import Dataset, Example, load_dataset
 from idcbench.distributed import (
     DistInfo, barrier, destroy_process_group, dist_info, init_process_group, merge_ordered, shard,
@@ -101,18 +101,6 @@ def parse_config(items: Sequence[str]) -> dict[str, Any]:
             if not isinstance(node, dict):
                 raise UserError(f"--config {item!r}: {k} is set to a value and used as a group")
         node[last] = deep_merge(node[last], value) if isinstance(node.get(last), dict) and isinstance(value, dict) else value
-    return out
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """`override` on top of `base`, merging nested dicts (a variant's ``stage2`` group keeps the keys not overridden).
-
-    >>> deep_merge({"a": 1, "s": {"x": 1, "y": 2}}, {"s": {"y": 3}})
-    {'a': 1, 's': {'x': 1, 'y': 3}}
-    """
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), Mapping) else v
     return out
 
 

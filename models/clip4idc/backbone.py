@@ -68,7 +68,7 @@ def resolve_pretrained(backbone: str, pretrained: str | None, cache_dir: str | N
         if found is None:
             raise UserError(
                 f"pretrained weights {pretrained!r} of {backbone} not found in {tinyclip.WEIGHTS_DIR}; "
-                "build them with `idcbench pretrain` or pass --pretrained none for a randomly initialised backbone"
+                "build them with `idcbench pretrain-clip --dataset shapes --out models/tinyclip/weights` or pass --pretrained none for a randomly initialised backbone"
             )
         return found
     import open_clip

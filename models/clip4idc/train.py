@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from idcbench.data import Example
+from idcbench.distributed import barrier
 from idcbench.models.clip4idc import pairs as P
 from idcbench.models.clip4idc.dist import average_gradients, gather_with_grad, is_distributed
 from idcbench.models.clip4idc.optim import BertAdam, freeze_official, param_groups
@@ -232,6 +233,7 @@ class StageRunner:
             if state["global_step"] >= total:
                 stop = True
             self._save(net, opt, state)
+        barrier()  # rank 0 writes best/last; every rank reads them
         m.load_weights(self.best if self.best.exists() else self.last)
         m.end_stage(self.stage)
         if self.rank == 0:

@@ -210,26 +210,10 @@ def _short(v: Any) -> str:
 
 # -------------------------------------------------------------------------------------------------------- samples
 def load_samples(run_dir: str | Path) -> list[dict]:
-    """The per-example rows of a run (``per_sample.jsonl``), via `idcbench.scoring.load_samples` when present."""
-    try:
-        from idcbench.scoring import load_samples as _load
-    except ImportError:  # pragma: no cover - scoring is part of the package; kept for partial installs
-        _load = None
-    if _load is not None:
-        return list(_load(run_dir))
-    path = Path(run_dir) / "per_sample.jsonl"
-    if not path.exists():
-        raise UserError(f"{path}: not found; rerun `idcbench run` to write per-example scores")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}: line {lineno}: invalid JSON ({e.msg})") from None
-    return rows
+    """The per-example rows of a run (``per_sample.jsonl``)."""
+    from idcbench.scoring import load_samples as _load
 
+    return _load(run_dir)
 
 def subset_rows(samples: Sequence[Mapping[str, Any]], subset: str) -> list[int] | None:
     """Positions of the samples in `subset`: ``total`` is all; otherwise a row's ``subsets`` list when present,

@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from idcbench.files import write_atomic
 from idcbench.errors import UserError
 
 DISTRACTOR_SUFFIX = "_n"
@@ -139,17 +140,4 @@ def read_references(path: str | Path) -> dict[str, list[str]]:
 
 def write_jsonl(path: str | Path, predictions: Mapping[str, str]) -> None:
     """Write ``{"id", "caption"}`` lines atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for key, caption in predictions.items():
-                f.write(json.dumps({"id": key, "caption": caption}, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, "".join(json.dumps({"id": k, "caption": c}, ensure_ascii=False) + "\n" for k, c in predictions.items()))

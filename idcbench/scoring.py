@@ -16,14 +16,13 @@ each named subset as its own corpus: the same digits as running pycocoevalcap on
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from idcbench.files import write_atomic
 from idcbench.errors import UserError
 
 BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
@@ -316,23 +315,6 @@ def _bertscore(metric, hyps_raw, refs_raw, put, each_subset, unavailable, info, 
 
 # --------------------------------------------------------------------------------------------------------------
 # run directory files
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def metrics_json(report: ScoreReport) -> dict[str, Any]:
     """The content of ``metrics.json``: values x100, null when not computed."""
     return {
@@ -368,8 +350,8 @@ def save_report(report: ScoreReport, directory: str | Path) -> None:
     """Write ``metrics.json`` and ``per_sample.jsonl`` into `directory`, each atomically."""
     directory = Path(directory)
     rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample_rows(report))
-    _atomic_write(directory / SAMPLES_FILE, rows)
-    _atomic_write(directory / METRICS_FILE, json.dumps(metrics_json(report), indent=2, ensure_ascii=False) + "\n")
+    write_atomic(directory / SAMPLES_FILE, rows)
+    write_atomic(directory / METRICS_FILE, json.dumps(metrics_json(report), indent=2, ensure_ascii=False) + "\n")
 
 
 def load_samples(directory: str | Path) -> list[dict[str, Any]]:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from idcbench.data import Example
+from idcbench.files import write_atomic  # noqa: F401  (re-exported: runner and tests import it from here)
 
 SPEC_VERSION = 1
 HASH_CHARS = 16
@@ -119,23 +119,6 @@ class RunSpec:
 def decoding_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The decoding-related entries of a model config."""
     return {k: config[k] for k in DECODING_KEYS if k in config}
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write a whole file so that a reader (or a crash) sees the old content or the new one, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    try:
-        with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = False) -> None:

@@ -96,6 +96,6 @@ def eval_(
         if str(json_out) == "-":
             typer.echo(text, nl=False)
         else:
-            from idcbench.scoring import _atomic_write
+            from idcbench.files import write_atomic
 
-            _atomic_write(json_out, text)
+            write_atomic(json_out, text)

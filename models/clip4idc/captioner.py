@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "amp": True,                    # bf16 autocast on CUDA
     "cache_images": False,          # keep resized pixels in memory (small datasets)
     "cache_stage2_tokens": True,    # when CLIP is frozen in stage 2, encode each training pair once
+    "cache_intra": True,            # when only the joint blocks learn (freeze_intra), run the intra blocks once per image
     "save_every_steps": 0,
     "restrict_vocab": False,        # CPU option: score only the training captions' tokens (not the official head)
     "eval_batch_size": 64,
@@ -155,6 +156,17 @@ class Clip4IDC(Captioner):
             ids = {self.bpe.eot} | {i for e in train for r in e.references for i in self.bpe.bpe(r)[: self.config["max_words"] - 1]}
             self.net.decoder.restrict_vocab(sorted(ids))
         visual_frozen = not any(p.requires_grad for p in self.net.clip.visual.parameters())
+        self._intra_cache = None
+        if self.net.arch == "pair" and not visual_frozen and self._intra_frozen() and self.config["cache_intra"]:
+            # Only the joint blocks learn: each training image goes through the frozen stem + intra blocks once, in a
+            # fixed order and batching, so a resumed run sees the very same values.
+            self._intra_cache = {}
+            paths = list(dict.fromkeys(Path(p) for e in train for p in self._stage_images(e)))
+            bs = self.config["eval_batch_size"]
+            with torch.no_grad(), self._autocast():
+                for i in range(0, len(paths), bs):
+                    chunk = paths[i: i + bs]
+                    self._intra_cache.update(zip(chunk, self.net.encode_intra(self.images(chunk).to(self.device)).float()))
         if stage == 2 and visual_frozen and self.config["cache_stage2_tokens"]:
             # Encode every training pair once, in a fixed order and batching: the values must not depend on which
             # batches a (possibly resumed) run happens to see first.
@@ -173,8 +185,20 @@ class Clip4IDC(Captioner):
 
     def end_stage(self, stage: int) -> None:
         self._token_cache = None
+        self._intra_cache = None
+
+    def _intra_frozen(self) -> bool:
+        v = self.net.clip.visual
+        frozen = [v.conv1, v.ln_pre, *v.transformer.resblocks[: self.net.intra_layers]]
+        return not any(p.requires_grad for m in frozen for p in m.parameters()) and not v.positional_embedding.requires_grad
+
+    def _stage_images(self, example: Example) -> list[Path]:
+        """Every image a training step may read for `example` (stage 1's distractor swap reads other befores too)."""
+        return [Path(example.before), Path(example.after)]
 
     def pair_tokens_for_training(self, befores: Sequence[Path], afters: Sequence[Path]) -> torch.Tensor:
+        if self._token_cache is None and getattr(self, "_intra_cache", None) is not None:
+            return self.net.encode_joint(self._intra(befores), self._intra(afters))
         if self._token_cache is None:
             return self.net.encode_pair(self.images(befores).to(self.device), self.images(afters).to(self.device))
         keys = list(zip(map(Path, befores), map(Path, afters)))
@@ -185,6 +209,13 @@ class Clip4IDC(Captioner):
                                            self.images([k[1] for k in missing]).to(self.device)).float()
             self._token_cache.update(zip(missing, tok))
         return torch.stack([self._token_cache[k] for k in keys])
+
+    def _intra(self, paths: Sequence[Path]) -> torch.Tensor:
+        missing = [p for p in dict.fromkeys(map(Path, paths)) if p not in self._intra_cache]
+        if missing:
+            with torch.no_grad(), self._autocast():
+                self._intra_cache.update(zip(missing, self.net.encode_intra(self.images(missing).to(self.device)).float()))
+        return torch.stack([self._intra_cache[Path(p)] for p in paths])
 
     # ---- inference ------------------------------------------------------------------------------------------------
     def _autocast(self):

@@ -89,14 +89,23 @@ class Clip4IDCNet(nn.Module):
         """Pair tokens B x (2T or 3T) x embed_dim, what the decoder reads."""
         if self.arch == "diff":
             return self.encode_diff(before, after)
-        v, b = self.clip.visual, before.shape[0]
-        x = self._stem(torch.cat([before, after]))
-        blocks = v.transformer.resblocks
-        for blk in blocks[: self.intra_layers]:
+        b = before.shape[0]
+        x = self.encode_intra(torch.cat([before, after]))
+        return self.encode_joint(x[:b], x[b:])
+
+    def encode_intra(self, images: torch.Tensor) -> torch.Tensor:
+        """Each image alone through the stem and the first `intra_layers` blocks: N x T x width."""
+        x = self._stem(images)
+        for blk in self.clip.visual.transformer.resblocks[: self.intra_layers]:
             x = blk(x)
-        x = torch.cat([x[:b] + v.bef_embedding.to(x.dtype), x[b:] + v.aft_embedding.to(x.dtype)], dim=1)
+        return x
+
+    def encode_joint(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+        """Intra outputs of the two images -> before/after embeddings, joint positions, ln_mid, joint blocks, proj."""
+        v = self.clip.visual
+        x = torch.cat([before + v.bef_embedding.to(before.dtype), after + v.aft_embedding.to(after.dtype)], dim=1)
         x = v.ln_mid(x + v.joint_positional_embedding.to(x.dtype))
-        for blk in blocks[self.intra_layers:]:
+        for blk in v.transformer.resblocks[self.intra_layers:]:
             x = blk(x)
         return self._project(x)
 

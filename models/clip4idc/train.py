@@ -111,10 +111,8 @@ class StageRunner:
     # ---- losses -----------------------------------------------------------------------------------------------
     def loss_stage1(self, batch: Sequence[P.RetrievalSample]) -> torch.Tensor:
         m, net = self.m, self.m.net
-        before = m.images([s.before for s in batch]).to(self.device)
-        after = m.images([s.after for s in batch]).to(self.device)
         text = m.bpe.text_ids([s.caption for s in batch], m.config["max_words"]).to(self.device)
-        pair = net.pair_embedding(net.encode_pair(before, after))
+        pair = net.pair_embedding(m.pair_tokens_for_training([s.before for s in batch], [s.after for s in batch]))
         txt = net.encode_text(text)
         pair, txt = gather_with_grad(pair.float()), gather_with_grad(txt.float())
         logits = net.similarity(pair, txt, m.config["logit_scale"])

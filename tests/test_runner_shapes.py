@@ -142,3 +142,19 @@ def test_shapes_clip4idc_tiny_run_reuse_kill_resume_torchrun(shapes_root, tmp_pa
     m_c = json.loads((run_c / "metrics.json").read_text())
     assert m_c["subsets"] == metrics["subsets"] and m_c["run"]["world_size"] == 2
     assert m_c["retrieval"] == pytest.approx(metrics["retrieval"])
+
+
+def test_torchrun_training_matches_one_process(shapes_root, tmp_path, capsys):
+    """DDP training (gloo, 2 ranks, negatives gathered, checkpoints written by rank 0 and read by all) ends in the same
+    run directory name and the same captions as training in one process."""
+    code, _, err = _cli(capsys, *_args(shapes_root, tmp_path / "one"))
+    assert code == 0, err
+    torchrun = Path(sys.executable).with_name("torchrun")
+    res = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
+                          str(_free_port()), "-m", "idcbench", *map(str, _args(shapes_root, tmp_path / "two"))],
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    one, two = _run_dir(tmp_path / "one"), _run_dir(tmp_path / "two")
+    assert one.name == two.name
+    assert (two / "predictions.jsonl").read_bytes() == (one / "predictions.jsonl").read_bytes()
+    assert json.loads((two / "metrics.json").read_text())["run"]["world_size"] == 2

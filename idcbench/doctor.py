@@ -33,10 +33,6 @@ def torch_check() -> Check:
 
 def checks() -> list[Check]:
     """All checks, in the order `idcbench doctor` prints them."""
-    result = [java_check(), torch_check()]
-    try:
-        from idcbench.metrics import availability
-    except ImportError:
-        return result
-    result.extend(availability.checks())
-    return result
+    from idcbench.metrics import availability
+
+    return [java_check(), torch_check(), *availability.checks()]

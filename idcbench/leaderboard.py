@@ -279,10 +279,8 @@ def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.St
 
 
 def _rescore_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.Statistic | None:
-    try:
-        from idcbench.scoring import rescore
-    except ImportError:
-        return None
+    from idcbench.scoring import rescore
+
     rows = list(samples)
     try:  # fails fast (UserError / KeyError) when the rows lack what this metric needs
         if rescore(rows, [metric]).get(metric) is None:

@@ -124,27 +124,17 @@ def cider_d_matrix(token_lists: Sequence[Sequence[str]], df: Mapping[tuple, floa
 def corpus_cider_d(references: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> tuple[float, dict[str, float]]:
     """CIDEr-D of `predictions` (id -> caption) against `references` (id -> captions), df from these references,
     on `tokenize`d text: (corpus score, per-id scores) on pycocoevalcap's scale (x10 inside, not x100). Uses
-    idcbench's exact pycocoevalcap rewrite (`idcbench.metrics.cider`) when it is installed, else `cider_d_matrix`.
+    idcbench's exact pycocoevalcap rewrite (`idcbench.metrics.cider`).
     (Model selection only: reported scores use PTB tokenization through `idcbench.scoring`.)"""
     ids = list(predictions)
     if not ids:
         return 0.0, {}
-    try:
-        from idcbench.metrics.cider import CiderD
-    except ImportError:
-        CiderD = None
-    if CiderD is not None:
-        scorer = CiderD([" ".join(tokenize(predictions[i])) for i in ids],
-                        [[" ".join(tokenize(r)) for r in references[i]] for i in ids])
-        corpus, per = scorer.score(range(len(ids)))
-        return float(corpus), {i: float(v) for i, v in zip(ids, per)}
-    refs_tok = [[tokenize(r) for r in references[i]] for i in ids]
-    df, ref_len = document_frequency(refs_tok)
-    per_id: dict[str, float] = {}
-    for i, refs in zip(ids, refs_tok):
-        m = cider_d_matrix([tokenize(predictions[i]), *refs], df, ref_len)
-        per_id[i] = float(m[0, 1:].mean()) if refs else 0.0
-    return float(np.mean(list(per_id.values()))), per_id
+    from idcbench.metrics.cider import CiderD
+
+    scorer = CiderD([" ".join(tokenize(predictions[i])) for i in ids],
+                    [[" ".join(tokenize(r)) for r in references[i]] for i in ids])
+    corpus, per = scorer.score(range(len(ids)))
+    return float(corpus), {i: float(v) for i, v in zip(ids, per)}
 
 
 def consensus_choice(candidates: Sequence[str], df: Mapping[tuple, float], ref_len: float) -> int:

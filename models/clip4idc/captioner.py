@@ -104,6 +104,7 @@ class Clip4IDC(Captioner):
         self.device = "cpu"
         self.init_stage: str | None = None
         self._token_cache: dict[tuple[Path, Path], torch.Tensor] | None = None
+        self._intra_cache: dict[Path, torch.Tensor] | None = None
         if _weights is not None:
             self.load_weights(_weights)
         elif init is not None:
@@ -161,7 +162,7 @@ class Clip4IDC(Captioner):
             # Only the joint blocks learn: each training image goes through the frozen stem + intra blocks once, in a
             # fixed order and batching, so a resumed run sees the very same values.
             self._intra_cache = {}
-            paths = list(dict.fromkeys(Path(p) for e in train for p in self._stage_images(e)))
+            paths = list(dict.fromkeys(Path(p) for e in train for p in (e.before, e.after)))
             bs = self.config["eval_batch_size"]
             with torch.no_grad(), self._autocast():
                 for i in range(0, len(paths), bs):
@@ -192,12 +193,8 @@ class Clip4IDC(Captioner):
         frozen = [v.conv1, v.ln_pre, *v.transformer.resblocks[: self.net.intra_layers]]
         return not any(p.requires_grad for m in frozen for p in m.parameters()) and not v.positional_embedding.requires_grad
 
-    def _stage_images(self, example: Example) -> list[Path]:
-        """Every image a training step may read for `example` (stage 1's distractor swap reads other befores too)."""
-        return [Path(example.before), Path(example.after)]
-
     def pair_tokens_for_training(self, befores: Sequence[Path], afters: Sequence[Path]) -> torch.Tensor:
-        if self._token_cache is None and getattr(self, "_intra_cache", None) is not None:
+        if self._token_cache is None and self._intra_cache is not None:
             return self.net.encode_joint(self._intra(befores), self._intra(afters))
         if self._token_cache is None:
             return self.net.encode_pair(self.images(befores).to(self.device), self.images(afters).to(self.device))

@@ -28,25 +28,10 @@ if TYPE_CHECKING:
 
 
 def cider_d(predictions: dict[str, str], references: dict[str, list[str]]) -> float:
-    """Corpus CIDEr-D (x100) for checkpoint selection: idcbench's scorer when present, else pycocoevalcap's Cider on
-    a simple lowercase / punctuation-stripping tokenization (selection only, never reported)."""
-    try:
-        from idcbench.scoring import score
-    except ImportError:
-        score = None
-    if score is not None:
-        return float(score(predictions, references, metrics=["CIDEr-D"]).corpus["total"]["CIDEr-D"])
-    import re
+    """Corpus CIDEr-D (x100) for checkpoint selection on val, through idcbench's scorer."""
+    from idcbench.scoring import score
 
-    from pycocoevalcap.cider.cider import Cider
-
-    tok = lambda s: " ".join(re.findall(r"[a-z0-9]+", s.lower()))  # noqa: E731
-    ids = [i for i in predictions if references.get(i)]
-    if not ids:
-        return 0.0
-    value, _ = Cider().compute_score({i: [tok(r) for r in references[i]] for i in ids}, {i: [tok(predictions[i])] for i in ids})
-    return float(value) * 100.0
-
+    return float(score(predictions, references, metrics=["CIDEr-D"]).corpus["total"]["CIDEr-D"])
 
 def _autocast(device: str, amp: bool):
     if amp and device.startswith("cuda"):

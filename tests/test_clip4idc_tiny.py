@@ -162,3 +162,40 @@ def test_caption_command_prints_the_models_caption(shapes_data, tmp_path, capsys
     with pytest.raises(SystemExit) as done:
         main(["caption", "clip4idc-tiny", "--init", str(tmp_path / "missing.bin"), str(val[0].before), str(val[0].after)])
     assert done.value.code == 2 and "missing.bin: file not found" in capsys.readouterr().err
+
+
+def test_logit_scale_null_is_the_backbones_learned_temperature(shapes_data):
+    from idcbench.models.clip4idc import pairs as P
+    from idcbench.models.clip4idc.train import StageRunner
+
+    train, _ = shapes_data
+    batch = P.stage1_plan(P.stage1_samples(train), seed=0, epoch=0)[:8]
+    losses = {}
+    for scale in (None, 100.0):
+        m = tiny(logit_scale=scale)
+        with torch.no_grad():
+            m.net.clip.logit_scale.fill_(2.0)  # exp(2) = 7.39, far from 100
+            losses[scale] = StageRunner(m, 1, FitContext(workdir=Path("unused")), train, []).loss_stage1(batch)
+    m = tiny(logit_scale=float(torch.tensor(2.0).exp()))
+    with torch.no_grad():
+        m.net.clip.logit_scale.fill_(2.0)
+        want = StageRunner(m, 1, FitContext(workdir=Path("unused")), train, []).loss_stage1(batch)
+    assert torch.equal(losses[None], want) and not torch.allclose(losses[None], losses[100.0])
+
+
+def test_embedding_coef_lr_trains_the_tied_embeddings_while_clip_stays_frozen(shapes_data, tmp_path):
+    from idcbench.models.clip4idc.optim import param_groups
+
+    train, val = shapes_data
+    m = tiny(stages=[2], train_token_embedding=True,
+             stage2={"max_steps": 2, "batch_size": 4, "coef_lr": 0.0, "embedding_coef_lr": 1.0, "val_max_pairs": 2})
+    m.begin_stage(2)
+    groups = param_groups(m.net, stage=2, lr=1e-3, coef_lr=0.0, weight_decay=0.01, embedding_coef_lr=0.5)
+    emb = m.net.clip.token_embedding.weight
+    assert [g["lr"] for g in groups if any(p is emb for p in g["params"])] == [5e-4]
+    assert sum(any(p is emb for p in g["params"]) for g in groups) == 1
+    before = {k: v.clone() for k, v in m.net.clip.state_dict().items()}
+    m.fit(train, val, FitContext(workdir=tmp_path, seed=0))
+    after = m.net.clip.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"token_embedding.weight"}, changed

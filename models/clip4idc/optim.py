@@ -88,17 +88,24 @@ PAIR_NEW = ("clip.visual.ln_mid", "clip.visual.joint_positional_embedding", "cli
             "clip.visual.aft_embedding")
 
 
-def param_groups(net: nn.Module, *, stage: int, lr: float, coef_lr: float, weight_decay: float) -> list[dict]:
+def param_groups(net: nn.Module, *, stage: int, lr: float, coef_lr: float, weight_decay: float,
+                 embedding_coef_lr: float | None = None) -> list[dict]:
     """The official four groups: (decay / no decay) x (CLIP at lr * coef_lr / new at lr).
 
     Stage 1: "new" = the pair encoder's parameters (ln_mid, joint positional, before/after embeddings).
     Stage 2: "new" = everything outside `clip.` (the decoder; tied embeddings count as CLIP, their first name).
     Decay is skipped for names containing "bias" or "LayerNorm." (so CLIP's ln_* weights ARE decayed, as officially).
-    Frozen parameters are left out.
+    Frozen parameters are left out. `embedding_coef_lr` (not official; None = off) gives the tied token embedding its own
+    group at lr * embedding_coef_lr: a backbone whose vocabulary is mostly untrained (the miniature CLIP) needs the
+    decoder's word embeddings to learn at the decoder's pace.
     """
     groups = {(d, c): [] for d in (True, False) for c in (True, False)}
+    extra = []
     for name, p in net.named_parameters():  # shared (tied) parameters appear once, under their first name
         if not p.requires_grad:
+            continue
+        if embedding_coef_lr is not None and name == "clip.token_embedding.weight":
+            extra.append({"params": [p], "weight_decay": weight_decay, "lr": lr * embedding_coef_lr})
             continue
         decay = not any(nd in name for nd in NO_DECAY)
         if stage == 1:
@@ -111,7 +118,7 @@ def param_groups(net: nn.Module, *, stage: int, lr: float, coef_lr: float, weigh
         if params:
             out.append({"params": params, "weight_decay": weight_decay if decay else 0.0,
                         "lr": lr * coef_lr if is_clip else lr})
-    return out
+    return out + extra
 
 
 def freeze_official(net: nn.Module, *, train_token_embedding: bool = False) -> list[str]:

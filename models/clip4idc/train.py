@@ -100,7 +100,10 @@ class StageRunner:
         pair = net.pair_embedding(m.pair_tokens_for_training([s.before for s in batch], [s.after for s in batch]))
         txt = net.encode_text(text)
         pair, txt = gather_with_grad(pair.float()), gather_with_grad(txt.float())
-        logits = net.similarity(pair, txt, m.config["logit_scale"])
+        scale = m.config["logit_scale"]
+        if scale is None:  # the backbone's learned temperature (OpenAI CLIP's is 100, the official value), held fixed
+            scale = float(net.clip.logit_scale.detach().exp())
+        logits = net.similarity(pair, txt, scale)
         target = torch.arange(logits.shape[0], device=logits.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
@@ -144,9 +147,11 @@ class StageRunner:
         m.begin_stage(self.stage)  # every parameter trainable again (the diff arch keeps its frozen visual tower)
         if m.config.get("freeze_official", True):
             freeze_official(net, train_token_embedding=m.config.get("train_token_embedding", False))
+        embedding_coef_lr = cfg.get("embedding_coef_lr") if m.config.get("train_token_embedding") else None
         if cfg.get("coef_lr", 1.0) == 0:
-            for p in net.clip.parameters():
-                p.requires_grad_(False)
+            for name, p in net.clip.named_parameters():
+                if not (embedding_coef_lr and name == "token_embedding.weight"):
+                    p.requires_grad_(False)
         if cfg.get("freeze_intra") and net.arch == "pair":
             # CPU option: train only the joint part of the pair encoder (and the text tower)
             v = net.clip.visual
@@ -159,7 +164,7 @@ class StageRunner:
         epochs, spe = int(cfg["epochs"]), self.steps_per_epoch()
         total = epochs * spe if not cfg.get("max_steps") else min(epochs * spe, int(cfg["max_steps"]))
         opt = BertAdam(param_groups(net, stage=self.stage, lr=cfg["lr"], coef_lr=cfg.get("coef_lr", 1e-3),
-                                    weight_decay=cfg["weight_decay"]),
+                                    weight_decay=cfg["weight_decay"], embedding_coef_lr=embedding_coef_lr),
                        lr=cfg["lr"], warmup=cfg.get("warmup", 0.1), t_total=total, schedule=cfg["schedule"],
                        b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), e=cfg.get("eps", 1e-6),
                        weight_decay=cfg["weight_decay"], max_grad_norm=cfg.get("max_grad_norm", 1.0))

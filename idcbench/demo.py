@@ -30,7 +30,7 @@ DEMO_MODELS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("clip4idc-tiny", {}),
 )
 # The files of a run that the leaderboard reads; checkpoints and predictions stay in the run directory.
-LIGHT_FILES = ("run_spec.json", "env.json", "metrics.json", "per_sample.jsonl", "DONE")
+LIGHT_FILES = ("run_spec.json", "env.json", "metrics.json", "per_sample.jsonl", "retrieval.jsonl", "DONE")
 
 
 @dataclass

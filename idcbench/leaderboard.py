@@ -295,6 +295,30 @@ def _rescore_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.
     return bs.per_resample(corpus)
 
 
+def retrieval_statistic(run_dir: Path, metric: str) -> tuple[list[str], bs.Statistic] | None:
+    """(sorted pair ids, statistic) of a retrieval R@K column from the run's per-pair ranks (``retrieval.jsonl``);
+    None for runs without that file. text->pair R@K is a ratio over the resampled pairs' captions, pair->text R@K a
+    mean over the resampled queried pairs; the candidate set stays the whole split."""
+    from idcbench.scoring import RETRIEVAL_FILE
+
+    path = Path(run_dir) / RETRIEVAL_FILE
+    if not path.is_file():
+        return None
+    direction, k = metric.split("_R@")
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a retrieval ranks file ({e}); rerun `idcbench score` on the run") from None
+    rows.sort(key=lambda r: str(r["id"]))
+    if direction == "t2p":
+        hits = [sum(int(x) <= int(k) for x in r["t2p"]) for r in rows]
+        stat: bs.Statistic = bs.RatioStatistic(hits, [len(r["t2p"]) for r in rows])
+    else:
+        rows = [r for r in rows if r.get("p2t") is not None]
+        stat = bs.MeanStatistic([float(int(r["p2t"]) <= int(k)) for r in rows])
+    return [str(r["id"]) for r in rows], stat
+
+
 # --------------------------------------------------------------------------------------------------------- tables
 @dataclass(frozen=True)
 class Cell:
@@ -402,8 +426,11 @@ class _Stats:
         key = (run.path, subset, metric)
         if key not in self._stat:
             self._stat[key] = None
+            if metric in RETRIEVAL_COLUMNS:
+                self._stat[key] = retrieval_statistic(run.path, metric) if subset == "total" else None
+                return self._stat[key]
             samples = self.samples(run)
-            if samples and metric not in RETRIEVAL_COLUMNS:
+            if samples:
                 pos = subset_rows(samples, subset)
                 expected = run.n(subset)
                 if pos is not None and (expected is None or expected == len(pos)):
@@ -537,7 +564,8 @@ def _ci_note(resamples: int, seed: int) -> str:
     if resamples <= 0:
         return "No confidence intervals (resampling disabled)."
     return (f"Values x100. [low, high] = 95 % percentile bootstrap interval over test examples ({resamples} "
-            f"resamples, seed {seed}); ± = standard deviation over seeds when a model has several.")
+            f"resamples, seed {seed}; R@1 resamples the queried pairs against the fixed candidate set); "
+            "± = standard deviation over seeds when a model has several.")
 
 
 # ------------------------------------------------------------------------------------------------ leaderboards

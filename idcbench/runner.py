@@ -10,6 +10,8 @@ directory (``runs/<dataset>/<model>/<spec hash>/``) holds:
   at the end; under torchrun each rank appends to ``predictions.rank<k>.jsonl``, with ``--shard I --num-shards N`` to
   ``predictions.shard-I-of-N.jsonl``; the merge checks that every id is present exactly once;
 - ``metrics.json`` and ``per_sample.jsonl`` (from `idcbench.scoring.save_report`, plus ``run`` and ``retrieval``);
+- ``retrieval.jsonl`` (models that embed pairs and texts): per pair, the text->pair ranks of its captions and its
+  pair->text rank, which the bootstrap intervals of R@K resample;
 - ``DONE``: written last. A run with DONE is reused; ``--force`` redoes it.
 
 Killed at any point, the same command continues: training resumes from ``train/`` (the model's job), captioning skips
@@ -40,6 +42,7 @@ from idcbench.distributed import (
     DistInfo, barrier, destroy_process_group, dist_info, init_process_group, merge_ordered, shard,
 )
 from idcbench.errors import UserError, read_json
+from idcbench.scoring import RETRIEVAL_FILE
 from idcbench.spec import (
     RunSpec, canonical_json, decoding_settings, file_sha256, manifest_hash, write_atomic, write_json_atomic,
 )
@@ -516,23 +519,25 @@ def retrieval_examples(examples: Sequence[Example]) -> list[Example]:
 
 
 def score_retrieval(model: Any, examples: Sequence[Example], *, batch_size: int,
-                    reporter: Reporter) -> dict[str, Any] | None:
+                    reporter: Reporter) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     """Text->pair and pair->text R@k of a `RetrievalModel`, the split's reference captions as the texts
-    (`idcbench.metrics.retrieval`, CLIP4Clip multi-sentence protocol; ties count against the query)."""
+    (`idcbench.metrics.retrieval`, CLIP4Clip multi-sentence protocol; ties count against the query), and the
+    per-pair ranks behind them."""
     import torch
 
-    from idcbench.metrics.retrieval import evaluate_retrieval
+    from idcbench.metrics.retrieval import per_example_ranks, retrieval_metrics, similarity
 
     chosen = retrieval_examples(examples)
     if len(chosen) < 2:
         return None
     reporter.begin("retrieval", 1)
     with torch.no_grad():
-        result: dict[str, Any] = dict(evaluate_retrieval(model, chosen, batch_size=batch_size))
+        sim, owner, kept = similarity(model, chosen, batch_size=batch_size)
     reporter.advance("retrieval", 1)
     reporter.end("retrieval")
+    result: dict[str, Any] = dict(retrieval_metrics(sim, owner))
     result["subset"] = "semantic" if any(e.tags.get("kind") for e in chosen) else "total"
-    return result
+    return result, per_example_ranks(sim, owner, [e.id for e in kept])
 
 
 def _score(predictions: dict[str, str], references: dict[str, list[str]], subsets: dict[str, list[str]],
@@ -570,7 +575,10 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
         "limit": p.spec.limit,
     }
     if retrieval is not None:
-        metrics["retrieval"] = retrieval
+        metrics["retrieval"], ranks = retrieval
+        write_atomic(run_dir / RETRIEVAL_FILE, "".join(json.dumps(r) + "\n" for r in ranks))
+    else:
+        (run_dir / RETRIEVAL_FILE).unlink(missing_ok=True)  # a rescore without the model: no stale ranks
     write_json_atomic(metrics_file, metrics)
     write_json_atomic(run_dir / "DONE", {"spec_hash": p.spec.hash, "metrics": p.request.metrics,
                                          "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

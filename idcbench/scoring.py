@@ -30,6 +30,7 @@ DEFAULT_METRICS = (*BLEU, "METEOR", "ROUGE-L", "CIDEr-D")
 COCO_ORDER = (*BLEU, "METEOR", "ROUGE-L", "CIDEr-D", "SPICE")
 METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "per_sample.jsonl"
+RETRIEVAL_FILE = "retrieval.jsonl"  # per-pair retrieval ranks of a run (written by the runner)
 
 Progress = Callable[[str, int, int], None]
 
@@ -333,6 +334,11 @@ def metrics_json(report: ScoreReport) -> dict[str, Any]:
 
 def sample_rows(report: ScoreReport) -> list[dict[str, Any]]:
     """The rows of ``per_sample.jsonl``, in reference order."""
+    member_of: dict[str, list[str]] = {}
+    for name, members in report.subsets.items():
+        if name != "total":
+            for i in members:
+                member_of.setdefault(i, []).append(name)
     rows = []
     for i in report.per_sample:
         st = report.samples.get(i, {})
@@ -340,6 +346,7 @@ def sample_rows(report: ScoreReport) -> list[dict[str, Any]]:
             "id": i,
             "prediction": report.predictions.get(i, ""),
             "tags": report.tags.get(i, {}),
+            "subsets": member_of.get(i, []),  # every subset but total (the bootstrap of hard-iou needs them)
             "scores": report.per_sample[i],
             "stats": {"hyp": st.get("hyp"), "refs": st.get("refs"), "bleu": st.get("bleu"), "meteor": st.get("meteor")},
         })

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from _fake_runs import clevr_like, predictions, write_run
 from idcbench import bootstrap as bs
@@ -254,7 +255,8 @@ def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
     ex = clevr_like(80, seed=3)
     preds = {eid: (refs[0].upper() + "." if k % 3 else "The cube, it moved!") for k, (eid, refs, _) in enumerate(ex)}
     refs = {e[0]: e[1] for e in ex}
-    subsets = {"total": list(refs), "semantic": [e[0] for e in ex if e[2]["kind"] == "semantic"]}
+    subsets = {"total": list(refs), "semantic": [e[0] for e in ex if e[2]["kind"] == "semantic"],
+               "hard-iou": [e[0] for e in ex[::3]]}  # a subset no tag tells: rows must name their subsets
     try:
         report = scoring.score(preds, refs, subsets, ["BLEU-4", "ROUGE-L", "CIDEr-D"], tags={e[0]: e[2] for e in ex})
     except UserError as e:  # no Java for the PTB tokenizer
@@ -265,9 +267,10 @@ def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
     (run / "run_spec.json").write_text(json.dumps({"spec": {"model": "m", "dataset": "d", "split": "test", "seed": 0}}))
     info = lb.load_run(run)
     samples = scoring.load_samples(run)
-    for subset in ("total", "semantic"):
+    for subset in ("total", "semantic", "hard-iou"):
         for metric in ("BLEU-4", "ROUGE-L", "CIDEr-D"):
             ids, stat = lb._Stats().get(info, subset, metric)
+            assert ids == sorted(subsets[subset])
             idx = np.vstack([np.arange(len(ids))[None], next(bs.resample_batches(len(ids), 3, seed=1))])
             got = stat(idx)
             assert got[0] * 100 == pytest.approx(info.value(metric, subset), rel=1e-12)
@@ -275,3 +278,33 @@ def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
             for r in range(1, len(idx)):
                 want = scoring.rescore([rows[i] for i in idx[r]], [metric])[metric]
                 assert got[r] == pytest.approx(want, rel=1e-12)
+
+
+def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
+    from idcbench.metrics.retrieval import per_example_ranks, retrieval_metrics
+    from idcbench.scoring import RETRIEVAL_FILE
+
+    ex = clevr_like(60)
+    run = write_run(tmp_path, "clevr-change", "m", ex, predictions(ex, 0.5))
+    gen = torch.Generator().manual_seed(0)
+    n_pairs, owner = 30, [j for j in range(30) for _ in range(1 + j % 3)]
+    sim = torch.randn(len(owner), n_pairs, generator=gen)
+    sim[torch.arange(len(owner)), torch.tensor(owner)] += 1.5  # better than chance, far from perfect
+    sim[0] = sim[1]  # ties count against the query
+    want = retrieval_metrics(sim, owner)
+    ids = [f"p{j:03d}" for j in range(n_pairs)]
+    rows = per_example_ranks(sim, owner, ids)
+    (run / RETRIEVAL_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))  # order does not matter
+    metrics = _metrics(run)
+    metrics["retrieval"] = {k: want[k] for k in ("t2p_R@1", "p2t_R@1")}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    info = lb.load_run(run)
+    for metric in ("t2p_R@1", "p2t_R@1"):
+        got_ids, stat = lb.retrieval_statistic(run, metric)
+        assert got_ids == ids
+        assert stat(np.arange(n_pairs)[None])[0] * 100 == pytest.approx(want[metric], rel=1e-12)
+        cell = lb._group_cell(lb.group_runs([info])[0], metric, "total", lb._Stats(), 300, 0)
+        assert cell.value == pytest.approx(want[metric]) and cell.low < cell.value < cell.high
+        assert lb._group_cell(lb.group_runs([info])[0], metric, "semantic", lb._Stats(), 300, 0).value is None
+    (run / RETRIEVAL_FILE).unlink()
+    assert lb.retrieval_statistic(run, "t2p_R@1") is None

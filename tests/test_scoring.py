@@ -50,7 +50,8 @@ def test_partial_coverage_contract_and_rescore(tmp_path):
     assert m["coverage"]["fraction"] == pytest.approx(2 / 3)
     rows = load_samples(tmp_path)
     assert [r["id"] for r in rows] == ["a", "c"]
-    assert set(rows[0]) == {"id", "prediction", "tags", "scores", "stats"}
+    assert set(rows[0]) == {"id", "prediction", "tags", "subsets", "scores", "stats"}
+    assert rows[0]["subsets"] == ["ab"] and rows[1]["subsets"] == []  # membership of every subset but total
     assert rows[0]["tags"] == {"kind": "semantic"} and rows[0]["stats"]["hyp"] == "the red cube moved"
     assert rows[0]["stats"]["meteor"] is None
     got = rescore(rows, ["BLEU", "ROUGE-L", "CIDEr-D"])

@@ -43,14 +43,19 @@ def _summary(ranks: torch.Tensor, prefix: str) -> dict[str, float]:
     return out
 
 
-def retrieval_metrics(sim: Any, text_pair: Sequence[int]) -> dict[str, float]:
-    """Both directions' R@1/5/10, MedR, MeanR (percent for R@K) from a captions x pairs similarity matrix."""
+def query_ranks(sim: Any, text_pair: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-query ranks: text->pair (one per caption), pair->text (one per queried pair) and the queried pairs.
+
+    >>> t2p, p2t, queried = query_ranks(torch.tensor([[0.9, 0.9], [0.1, 0.8], [0.7, 0.2]]), [0, 1, 1])
+    >>> t2p.tolist(), p2t.tolist(), queried.tolist()
+    ([2, 1, 2], [1, 2], [0, 1])
+    """
     sim = torch.as_tensor(sim).double()
     own = torch.as_tensor(list(text_pair), dtype=torch.long)
     if sim.ndim != 2 or sim.shape[0] != own.numel():
         raise ValueError(f"similarity matrix {tuple(sim.shape)} does not match {own.numel()} captions")
     n_pairs = sim.shape[1]
-    out = _summary(ranks_with_ties(sim, own), "t2p")
+    t2p = ranks_with_ties(sim, own)
     # pair -> caption group: group score = max over the group's captions
     group = torch.full((n_pairs, n_pairs), float("-inf"), dtype=torch.double)
     group.scatter_reduce_(1, own.view(1, -1).expand(n_pairs, -1), sim.t(), reduce="amax", include_self=True)
@@ -60,14 +65,44 @@ def retrieval_metrics(sim: Any, text_pair: Sequence[int]) -> dict[str, float]:
     # groups without captions are not candidates
     candidates = group[idx][:, queried]
     own_pos = torch.cumsum(queried.long(), 0)[idx] - 1
-    out.update(_summary(ranks_with_ties(candidates, own_pos), "p2t"))
-    out["n_captions"], out["n_pairs"] = float(sim.shape[0]), float(n_pairs)
+    return t2p, ranks_with_ties(candidates, own_pos), idx
+
+
+def retrieval_metrics(sim: Any, text_pair: Sequence[int]) -> dict[str, float]:
+    """Both directions' R@1/5/10, MedR, MeanR (percent for R@K) from a captions x pairs similarity matrix."""
+    t2p, p2t, _ = query_ranks(sim, text_pair)
+    out = _summary(t2p, "t2p")
+    out.update(_summary(p2t, "p2t"))
+    out["n_captions"], out["n_pairs"] = float(t2p.numel()), float(torch.as_tensor(sim).shape[1])
     return out
+
+
+def per_example_ranks(sim: Any, text_pair: Sequence[int], ids: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per pair: its id, the text->pair ranks of its captions and its own pair->text rank (what the
+    bootstrap of R@K resamples). `ids[j]` names pair j.
+
+    >>> per_example_ranks(torch.tensor([[0.9, 0.9], [0.1, 0.8], [0.7, 0.2]]), [0, 1, 1], ["a", "b"])
+    [{'id': 'a', 't2p': [2], 'p2t': 1}, {'id': 'b', 't2p': [1, 2], 'p2t': 2}]
+    """
+    t2p, p2t, queried = query_ranks(sim, text_pair)
+    rows = [{"id": str(i), "t2p": [], "p2t": None} for i in ids]
+    for rank, j in zip(t2p.tolist(), text_pair):
+        rows[j]["t2p"].append(int(rank))
+    for rank, j in zip(p2t.tolist(), queried.tolist()):
+        rows[j]["p2t"] = int(rank)
+    return rows
 
 
 def evaluate_retrieval(model: Any, examples: Sequence[Any], *, batch_size: int = 64) -> dict[str, float]:
     """Embed the pairs and the (non-empty) references of `examples` with a `RetrievalModel`; cosine similarity;
     `retrieval_metrics`. Pairs without any reference are dropped."""
+    sim, owner, _ = similarity(model, examples, batch_size=batch_size)
+    return retrieval_metrics(sim, owner)
+
+
+def similarity(model: Any, examples: Sequence[Any], *, batch_size: int = 64) -> tuple[torch.Tensor, list[int], list[Any]]:
+    """(captions x pairs cosine similarity, each caption's pair index, the pairs kept): pairs without any non-empty
+    reference are dropped."""
     import torch.nn.functional as F
 
     examples = [e for e in examples if any(r.strip() for r in e.references)]
@@ -82,4 +117,4 @@ def evaluate_retrieval(model: Any, examples: Sequence[Any], *, batch_size: int =
     text_emb = torch.cat([torch.as_tensor(model.embed_texts(texts[i: i + batch_size])).float()
                           for i in range(0, len(texts), batch_size)])
     sim = F.normalize(text_emb, dim=-1) @ F.normalize(pair_emb, dim=-1).t()
-    return retrieval_metrics(sim, owner)
+    return sim, owner, examples

@@ -2,8 +2,8 @@
 `clevr-change`, `spot-the-diff`, `ier` and the synthetic `shapes`.
 
 >>> from idcbench.registry import DATASETS
->>> DATASETS.names()
-['clevr-change', 'ier', 'shapes', 'spot-the-diff']
+>>> {"clevr-change", "ier", "shapes", "spot-the-diff"} <= set(DATASETS.names())
+True
 """
 
 from . import clevr_change, ier, shapes_dataset, spot_the_diff  # noqa: F401  (register on import)

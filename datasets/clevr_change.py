@@ -19,14 +19,13 @@ from __future__ import annotations
 import re
 from functools import cached_property
 
-from idcbench.data import DatasetInfo, Example
+from idcbench.data import CHANGE_TYPES, DatasetInfo, Example
 from idcbench.errors import UserError
 from idcbench.registry import DATASETS
 
 from ._common import Loader, expect_dict, expect_list, expect_strings, parse_int_id, read_annotations
 
 HARD_IOU_FRACTION = 0.25
-CHANGE_TYPES = ("color", "material", "add", "drop", "move")
 _TYPE_ID = re.compile(r"^(\d+)\.png$")
 
 LAYOUT = """\

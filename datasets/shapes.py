@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from idcbench.data import data_root
+from idcbench.data import CHANGE_TYPES, data_root
 from idcbench.errors import UserError
 
 SHAPES: tuple[str, ...] = ("cube", "sphere", "cylinder")
@@ -425,10 +425,6 @@ def render_object(obj: SceneObject, size: int = 64, *, view: View | None = None)
 
 
 # --------------------------------------------------------------------------------------------------- changes
-
-CHANGE_TYPES: tuple[str, ...] = ("color", "material", "add", "drop", "move")
-
-
 @dataclass(frozen=True)
 class Change:
     """A semantic change: `type`, the object as it was (`old`, None for add) and as it is (`new`, None for drop)."""

@@ -47,13 +47,6 @@ class Interval:
     level: float = DEFAULT_LEVEL
     resamples: int = DEFAULT_RESAMPLES
 
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
-
-    def scaled(self, factor: float) -> "Interval":
-        return Interval(self.value * factor, self.low * factor, self.high * factor, self.level, self.resamples)
-
 
 @dataclass(frozen=True)
 class PairedResult:

@@ -12,7 +12,7 @@ True
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -34,7 +34,6 @@ class FitContext:
     on_progress: Callable[[str, int, int, dict[str, float]], None] | None = None
     rank: int = 0
     world_size: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def progress(self, stage: str, step: int, total: int, **logs: float) -> None:
         if self.on_progress is not None:

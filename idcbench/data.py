@@ -19,6 +19,9 @@ from typing import Mapping, Sequence
 
 from idcbench.errors import UserError
 
+# the change types of CLEVR-Change (and `shapes`): its type_mapping.json keys, the per-type subsets and table columns
+CHANGE_TYPES: tuple[str, ...] = ("color", "material", "add", "drop", "move")
+
 
 @dataclass(frozen=True)
 class Pair:

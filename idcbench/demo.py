@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from idcbench.runner import Reporter, RunRequest, RunResult, run
+from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
 
 DEMO_DATASET = "shapes"
 DEMO_SEED = 0
@@ -30,7 +31,7 @@ DEMO_MODELS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("clip4idc-tiny", {}),
 )
 # The files of a run that the leaderboard reads; checkpoints and predictions stay in the run directory.
-LIGHT_FILES = ("run_spec.json", "env.json", "metrics.json", "per_sample.jsonl", "retrieval.jsonl", "DONE")
+LIGHT_FILES = ("run_spec.json", "env.json", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, "DONE")
 
 
 @dataclass

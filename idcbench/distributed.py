@@ -108,7 +108,8 @@ def destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
-def _active() -> bool:
+def is_distributed() -> bool:
+    """True under torchrun with more than one process."""
     import torch.distributed as dist
 
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -116,32 +117,10 @@ def _active() -> bool:
 
 def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
-    if _active():
+    if is_distributed():
         import torch.distributed as dist
 
         dist.barrier()
-
-
-def all_gather_object(obj: T) -> list[T]:
-    """Every rank's `obj`, in rank order (``[obj]`` in a single process)."""
-    if not _active():
-        return [obj]
-    import torch.distributed as dist
-
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def broadcast_object(obj: T, src: int = 0) -> T:
-    """Rank `src`'s `obj` on every rank."""
-    if not _active():
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def shard(items: Sequence[T], index: int, count: int) -> list[T]:

@@ -29,11 +29,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from idcbench import bootstrap as bs
+from idcbench.data import CHANGE_TYPES
 from idcbench.errors import UserError, read_json
+from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, load_samples
 
 MAIN_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "SPICE")
 PRIMARY = "CIDEr-D"
-CHANGE_TYPES = ("color", "material", "add", "drop", "move")
 KINDS = ("semantic", "distractor")
 RETRIEVAL_COLUMNS = {"t2p_R@1": "R@1 t2p", "p2t_R@1": "R@1 p2t"}
 MEAN_METRICS = ("ROUGE-L", "SPICE")  # corpus score = mean of the per-example scores (also every BERTScore[...])
@@ -99,9 +100,9 @@ def load_run(run_dir: str | Path) -> RunInfo:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
-    if not (run_dir / "metrics.json").exists():
+    if not (run_dir / METRICS_FILE).exists():
         raise UserError(f"{run_dir}: no metrics.json (unfinished run?); finish it with `idcbench run` first")
-    metrics = read_json(run_dir / "metrics.json", what="metrics file")
+    metrics = read_json(run_dir / METRICS_FILE, what="metrics file")
     spec_file = run_dir / "run_spec.json"
     raw = read_json(spec_file, what="run spec") if spec_file.exists() else {}
     spec = raw.get("spec", raw) if isinstance(raw, dict) else {}
@@ -116,7 +117,7 @@ def discover_runs(runs_dir: str | Path, dataset: str | None = None) -> list[RunI
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise UserError(f"{runs_dir}: runs directory not found (pass --runs-dir or run directories)")
-    dirs = sorted(p.parent for p in runs_dir.rglob("metrics.json"))
+    dirs = sorted(p.parent for p in runs_dir.rglob(METRICS_FILE))
     found: list[Path] = []
     for d in dirs:  # files inside a run directory (e.g. a model's own metrics.json) are not runs
         if not any(parent in found for parent in d.parents):
@@ -132,7 +133,7 @@ def load_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
     runs: list[RunInfo] = []
     for p in paths:
         p = Path(p)
-        if (p / "metrics.json").exists() or not p.is_dir():
+        if (p / METRICS_FILE).exists() or not p.is_dir():
             runs.append(load_run(p))
         else:
             found = discover_runs(p)
@@ -209,12 +210,6 @@ def _short(v: Any) -> str:
 
 
 # -------------------------------------------------------------------------------------------------------- samples
-def load_samples(run_dir: str | Path) -> list[dict]:
-    """The per-example rows of a run (``per_sample.jsonl``)."""
-    from idcbench.scoring import load_samples as _load
-
-    return _load(run_dir)
-
 def subset_rows(samples: Sequence[Mapping[str, Any]], subset: str) -> list[int] | None:
     """Positions of the samples in `subset`: ``total`` is all; otherwise a row's ``subsets`` list when present,
     else its tags (``kind`` = semantic/distractor, ``type`` = change type). None when membership is unknown."""
@@ -299,8 +294,6 @@ def retrieval_statistic(run_dir: Path, metric: str) -> tuple[list[str], bs.Stati
     """(sorted pair ids, statistic) of a retrieval R@K column from the run's per-pair ranks (``retrieval.jsonl``);
     None for runs without that file. text->pair R@K is a ratio over the resampled pairs' captions, pair->text R@K a
     mean over the resampled queried pairs; the candidate set stays the whole split."""
-    from idcbench.scoring import RETRIEVAL_FILE
-
     path = Path(run_dir) / RETRIEVAL_FILE
     if not path.is_file():
         return None
@@ -683,7 +676,7 @@ def build_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "lead
                       progress: Progress | None = None) -> list[Path]:
     """Write the leaderboard files under `out_dir` (only files whose content changed are rewritten); returns
     their paths. Stale ``<dataset>.csv`` files of datasets without runs are removed."""
-    from idcbench.spec import write_atomic
+    from idcbench.files import write_atomic
 
     out_dir = Path(out_dir)
     files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress)

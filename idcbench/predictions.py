@@ -18,8 +18,6 @@ Every problem a user can cause is one `UserError` line naming the file (and line
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 

@@ -45,11 +45,6 @@ def _data() -> dict[str, Any]:
     return json.loads(text)
 
 
-def published_datasets() -> list[str]:
-    """Dataset names that have published rows."""
-    return list(_data()["datasets"])
-
-
 def dataset_protocol(dataset: str) -> str:
     """The protocol the published numbers of `dataset` follow (split, number of pairs), or ''."""
     return _data()["datasets"].get(dataset, {}).get("protocol", "")

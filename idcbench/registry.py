@@ -5,6 +5,7 @@ Entries are registered by name with a decorator (or a call) and looked up by nam
 
 >>> colours: Registry[str] = Registry("colour")
 >>> colours.add("red", "ff0000", description="the colour of stop signs")
+'ff0000'
 >>> colours.get("red")
 'ff0000'
 >>> colours.get("rde")

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from idcbench.errors import UserError, read_json
-from idcbench.leaderboard import CHANGE_TYPES, KINDS, MAIN_METRICS, RETRIEVAL_COLUMNS, load_run, load_samples
+from idcbench.leaderboard import CHANGE_TYPES, KINDS, MAIN_METRICS, RETRIEVAL_COLUMNS, load_run
+from idcbench.scoring import load_samples
 from idcbench.render import esc, page
 
 DEFAULT_EXAMPLES = 120
@@ -133,7 +134,7 @@ def render_report(run_dir: str | Path, *, max_examples: int = DEFAULT_EXAMPLES, 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
     """Write the report of `run_dir` to `out` (default ``report.html``) and return its path."""
-    from idcbench.spec import write_atomic
+    from idcbench.files import write_atomic
 
     out = Path(out) if out is not None else Path("report.html")
     text = render_report(run_dir, **kwargs)

@@ -42,10 +42,11 @@ from idcbench.distributed import (
     DistInfo, barrier, destroy_process_group, dist_info, init_process_group, merge_ordered, shard,
 )
 from idcbench.errors import UserError, read_json
-from idcbench.scoring import RETRIEVAL_FILE
+from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
 from idcbench.spec import (
-    RunSpec, canonical_json, decoding_settings, file_sha256, manifest_hash, write_atomic, write_json_atomic,
+    RunSpec, canonical_json, decoding_settings, file_sha256, manifest_hash, write_json_atomic,
 )
+from idcbench.files import write_atomic
 
 PREDICTIONS = "predictions.jsonl"
 MODEL_DIR = "model"
@@ -566,20 +567,17 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
     retrieval = None
     if model is not None and isinstance(model, RetrievalModel):
         retrieval = score_retrieval(model, p.examples, batch_size=p.request.batch_size, reporter=reporter)
-    scoring.save_report(report, run_dir)
-    metrics_file = run_dir / "metrics.json"
-    metrics = read_json(metrics_file, what="metrics file")
-    metrics["run"] = {
+    extra: dict[str, Any] = {"run": {
         "model": p.spec.model, "dataset": p.spec.dataset, "split": p.spec.split, "seed": p.spec.seed,
         "spec_hash": p.spec.hash, "world_size": p.info.world_size, "num_shards": num_shards, "n": len(p.examples),
         "limit": p.spec.limit,
-    }
+    }}
     if retrieval is not None:
-        metrics["retrieval"], ranks = retrieval
+        extra["retrieval"], ranks = retrieval
         write_atomic(run_dir / RETRIEVAL_FILE, "".join(json.dumps(r) + "\n" for r in ranks))
     else:
         (run_dir / RETRIEVAL_FILE).unlink(missing_ok=True)  # a rescore without the model: no stale ranks
-    write_json_atomic(metrics_file, metrics)
+    metrics = scoring.save_report(report, run_dir, extra)
     write_json_atomic(run_dir / "DONE", {"spec_hash": p.spec.hash, "metrics": p.request.metrics,
                                          "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return metrics
@@ -621,17 +619,16 @@ def _run(req: RunRequest, reporter: Reporter, info: DistInfo, device: str, shard
     run_dir = p.run_dir
     if req.force:
         if sharded:
-            for name in ("DONE", "metrics.json", "per_sample.jsonl", PREDICTIONS, shard_file(req.shard, req.num_shards)):
+            for name in ("DONE", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, PREDICTIONS,
+                         shard_file(req.shard, req.num_shards)):
                 (run_dir / name).unlink(missing_ok=True)
         elif info.is_main and run_dir.exists():
             shutil.rmtree(run_dir)
         barrier()
     done = _done(run_dir)
     if done is not None and done.get("spec_hash") == p.spec.hash:
-        if sharded:
-            return RunResult(run_dir, p.spec, "reused", read_json(run_dir / "metrics.json", what="metrics file"))
-        if done.get("metrics") == req.metrics:
-            return RunResult(run_dir, p.spec, "reused", read_json(run_dir / "metrics.json", what="metrics file"))
+        if sharded or done.get("metrics") == req.metrics:
+            return RunResult(run_dir, p.spec, "reused", read_json(run_dir / METRICS_FILE, what="metrics file"))
     init_model = None
     if req.init is not None and info.is_main and not (run_dir / MODEL_DIR / MODEL_MARKER).exists():
         init_model = _load_init(p)  # a wrong checkpoint fails before the run directory is created

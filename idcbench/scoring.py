@@ -257,8 +257,9 @@ def score(
     for s in corpus:
         for m in names:
             corpus[s].setdefault(m, None)
+    versions = _versions()
     for m in info:
-        info[m].setdefault("version", _versions())
+        info[m].setdefault("version", versions)
     return ScoreReport(
         corpus=corpus, per_sample=per_sample, samples=samples, unavailable=unavailable, info=info,
         coverage=coverage, metrics=names, subsets={s: [covered[j] for j in members] for s, members in idx.items()},
@@ -353,12 +354,15 @@ def sample_rows(report: ScoreReport) -> list[dict[str, Any]]:
     return rows
 
 
-def save_report(report: ScoreReport, directory: str | Path) -> None:
-    """Write ``metrics.json`` and ``per_sample.jsonl`` into `directory`, each atomically."""
+def save_report(report: ScoreReport, directory: str | Path, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``metrics.json`` (`metrics_json` plus the `extra` keys) and ``per_sample.jsonl`` into `directory`, each
+    atomically; return what ``metrics.json`` holds."""
     directory = Path(directory)
     rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample_rows(report))
     write_atomic(directory / SAMPLES_FILE, rows)
-    write_atomic(directory / METRICS_FILE, json.dumps(metrics_json(report), indent=2, ensure_ascii=False) + "\n")
+    metrics = {**metrics_json(report), **(extra or {})}
+    write_atomic(directory / METRICS_FILE, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    return metrics
 
 
 def load_samples(directory: str | Path) -> list[dict[str, Any]]:
@@ -425,7 +429,7 @@ class _Base:
         c = counts.astype(np.float64)
         if any(m in BLEU for m in metrics):
             tot = counts.astype(np.int64) @ self.get("bleu")
-            values = bleu.corpus_bleu_from_totals(tot.tolist())
+            values = bleu.corpus_bleu([tot.tolist()])  # one row: the summed statistics
             for q, m in enumerate(BLEU):
                 if m in metrics:
                     out[m] = values[q]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from idcbench.data import Example
-from idcbench.files import write_atomic  # noqa: F401  (re-exported: runner and tests import it from here)
+from idcbench.files import write_atomic
 
 SPEC_VERSION = 1
 HASH_CHARS = 16

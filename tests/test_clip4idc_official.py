@@ -79,9 +79,11 @@ def model():
     return create_model("clip4idc", pretrained=None, decoding={"max_len": 3}, eval_batch_size=1)
 
 
-def test_counts_match_the_spec(names):
+def test_counts_match_the_spec(names, model):
     stage1, stage2 = names
     assert len(stage1) == 307 and len(stage2) == 443
+    ours = model.net.state_dict()  # the model holds exactly the official tensors: stage 1's, then the decoder's
+    assert len(ours) == 443 and len([k for k in ours if not k.startswith("decoder.")]) == 307
 
 
 def test_stage2_checkpoint_lands_everywhere_and_captions(names, model, tmp_path):

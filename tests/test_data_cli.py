@@ -6,17 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from idcbench.cli import main
+from _cli import run_cli as run
 from idcbench.datasets import shapes
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
 
 
 def assert_one_line_error(code: int, err: str, *needles: str) -> None:

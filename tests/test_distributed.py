@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import _runner_toy as toy
+from _cli import free_port, run_main
 from idcbench.distributed import DistInfo, backend_for, dist_info, merge_ordered, shard
 from idcbench.errors import UserError
 
@@ -53,22 +53,6 @@ def test_merge_rejects_duplicates_missing_and_unknown():
         shard([1, 2], 3, 3)
 
 
-def _main(args: list[str]) -> int:
-    from idcbench.cli import main
-
-    try:
-        main(args)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun() -> list[str]:
     exe = Path(sys.executable).with_name("torchrun")
     if not exe.exists():
@@ -83,9 +67,9 @@ def test_torchrun_two_processes_equal_one(tmp_path):
     common = ["run", "toy-captioner", "--dataset", "toy-diff", "--data-root", str(data), "--batch-size", "3",
               "--metrics", "BLEU-4,CIDEr-D"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    assert _main([*common, "--runs-dir", str(tmp_path / "one")]) == 0
+    assert run_main([*common, "--runs-dir", str(tmp_path / "one")]) == 0
     two = subprocess.run([*_torchrun(), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
-                          str(_free_port()), toy.__file__, *common, "--runs-dir", str(tmp_path / "two")],
+                          str(free_port()), toy.__file__, *common, "--runs-dir", str(tmp_path / "two")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     # only rank 0 printed the table
@@ -111,6 +95,6 @@ def test_torchrun_two_processes_equal_one(tmp_path):
         (resumed / f).unlink()
     (resumed / "predictions.rank0.jsonl").write_text("".join(lines[0:6:2]))  # ids 0, 2, 4 of rank 0's shard
     (resumed / "predictions.rank1.jsonl").write_text(lines[1] + lines[3][:10])  # id 1 and a torn line
-    assert _main([*common, "--runs-dir", str(tmp_path / "resumed")]) == 0
+    assert run_main([*common, "--runs-dir", str(tmp_path / "resumed")]) == 0
     assert (resumed / "predictions.jsonl").read_bytes() == (d1 / "predictions.jsonl").read_bytes()
     assert not list(resumed.glob("predictions.rank*"))

@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from idcbench.cli import main
+from _cli import run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DDLA = SHARED / "spot-the-diff" / "ddla-predictions"
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 @pytest.mark.java
@@ -26,8 +19,8 @@ def test_ddla_reproduces_published_scores(tmp_path, capsys):
     if not DDLA.exists():
         pytest.skip("shared data absent")
     out = tmp_path / "scores.json"
-    code, stdout, _ = run(["eval", str(DDLA / "ddla_rerun_predfile.json"), "--references",
-                           str(DDLA / "ddla_rerun_gtfile.json"), "--json", str(out)], capsys)
+    code, stdout, _ = run_cli(capsys, *["eval", str(DDLA / "ddla_rerun_predfile.json"), "--references",
+                           str(DDLA / "ddla_rerun_gtfile.json"), "--json", str(out)])
     assert code == 0
     m = json.loads(out.read_text())["subsets"]["total"]
     assert m["n"] == 1270
@@ -46,8 +39,8 @@ def test_dataset_references_equal_coco_file(tmp_path, capsys):
     results = []
     for refs in (["--dataset", "spot-the-diff", "--data-root", str(root)],
                  ["--references", str(DDLA / "ddla_rerun_gtfile.json")]):
-        code, stdout, _ = run(["eval", str(DDLA / "ddla_rerun_predfile.json"), *refs, "--metrics", "BLEU,CIDEr",
-                               "--json", "-"], capsys)
+        code, stdout, _ = run_cli(capsys, *["eval", str(DDLA / "ddla_rerun_predfile.json"), *refs, "--metrics", "BLEU,CIDEr",
+                               "--json", "-"])
         assert code == 0
         results.append(json.loads(stdout)["subsets"]["total"])
     assert results[0] == results[1]
@@ -67,10 +60,10 @@ def test_errors_one_line_exit_2_nothing_written(tmp_path, capsys):
     ]
     for text, message in cases:
         preds.write_text(text)
-        code, _, err = run(["eval", str(preds), "--references", str(gt), "--json", str(out)], capsys)
+        code, _, err = run_cli(capsys, *["eval", str(preds), "--references", str(gt), "--json", str(out)])
         assert code == 2 and message in " ".join(err.split()), err
         assert not out.exists()
-    code, _, err = run(["eval", str(preds), "--json", str(out)], capsys)
+    code, _, err = run_cli(capsys, *["eval", str(preds), "--json", str(out)])
     assert code == 2 and "--dataset" in err
-    code, _, err = run(["eval", str(preds), "--references", str(gt), "--metrics", "CIDR"], capsys)
+    code, _, err = run_cli(capsys, *["eval", str(preds), "--references", str(gt), "--metrics", "CIDR"])
     assert code == 2 and "did you mean" in err

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 
 from idcbench.scoring import DEFAULT_METRICS, load_samples, rescore, save_report, score

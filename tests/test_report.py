@@ -127,4 +127,4 @@ def test_report_page_in_chromium(run, chromium, tmp_path):  # noqa: F811
 def test_report_without_images_says_so(run, tmp_path):
     html = render_report(run, data_root=tmp_path / "nowhere", max_examples=10)
     assert 'id="no-images"' in html and "<img" not in html
-    assert "there is no change" in html  # references still shown (the scorer's tokenized ones)
+    assert "nothing has changed" in html  # references still shown (the scorer's tokenized ones; never predicted)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import _runner_toy as toy
-from idcbench.cli import main
+from _cli import run_cli as cli, run_main
 from idcbench.spec import RunSpec
 
 TOY = Path(toy.__file__)
@@ -32,16 +32,6 @@ BASE = ["toy-captioner", "--dataset", "toy-diff", "--batch-size", "2", *METRICS]
 def data(tmp_path_factory) -> Path:
     toy.register()
     return toy.make_toy(tmp_path_factory.mktemp("toy") / "data")
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_run_dir(runs: Path) -> Path:
@@ -59,10 +49,7 @@ def reference_run(data, tmp_path_factory) -> Path:
     """One uninterrupted run; the other tests compare with it."""
     runs = tmp_path_factory.mktemp("ref") / "runs"
     main_args = [*BASE, "--data-root", data, "--runs-dir", runs]
-    try:
-        main([str(a) for a in ["run", *main_args]])
-    except SystemExit as e:
-        assert e.code == 0
+    assert run_main(["run", *main_args]) == 0
     return one_run_dir(runs)
 
 
@@ -311,6 +298,7 @@ def test_unreadable_image_and_full_disk_keep_saved_work(data, tmp_path, capsys, 
     monkeypatch.setattr(runner.os, "fsync", fsync)
     line = _one_line_error(*cli(capsys, *args)[::2])
     assert "no space left" in line
+    assert (run_dir / "predictions.jsonl").read_text().startswith(saved)  # the full disk lost nothing saved
     monkeypatch.setattr(runner.os, "fsync", real_fsync)
     assert cli(capsys, *args)[0] == 0
     assert (run_dir / "predictions.jsonl").read_bytes() == (reference_run / "predictions.jsonl").read_bytes()

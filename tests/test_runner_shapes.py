@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from idcbench.cli import main
+from _cli import free_port, run_cli as _cli
 
 pytestmark = pytest.mark.slow
 
@@ -43,16 +42,6 @@ def shapes_root(tmp_path_factory) -> Path:
     return root
 
 
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _args(root: Path, runs: Path, *extra) -> list:
     config = [x for item in TINY for x in ("--config", item)]
     return ["run", "clip4idc-tiny", "--dataset", "shapes", "--data-root", root, "--runs-dir", runs,
@@ -62,12 +51,6 @@ def _args(root: Path, runs: Path, *extra) -> list:
 def _run_dir(runs: Path) -> Path:
     (d,) = [p for p in runs.glob("shapes/clip4idc-tiny/*") if p.is_dir()]
     return d
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_shapes_clip4idc_tiny_run_reuse_kill_resume_torchrun(shapes_root, tmp_path, capsys):
@@ -133,7 +116,7 @@ def test_shapes_clip4idc_tiny_run_reuse_kill_resume_torchrun(shapes_root, tmp_pa
     torchrun = Path(sys.executable).with_name("torchrun")
     args_c = _args(shapes_root, tmp_path / "c", "--init", run / "model")
     res = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
-                          str(_free_port()), "-m", "idcbench", *map(str, args_c)],
+                          str(free_port()), "-m", "idcbench", *map(str, args_c)],
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
     run_c = _run_dir(tmp_path / "c")
@@ -151,7 +134,7 @@ def test_torchrun_training_matches_one_process(shapes_root, tmp_path, capsys):
     assert code == 0, err
     torchrun = Path(sys.executable).with_name("torchrun")
     res = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port",
-                          str(_free_port()), "-m", "idcbench", *map(str, _args(shapes_root, tmp_path / "two"))],
+                          str(free_port()), "-m", "idcbench", *map(str, _args(shapes_root, tmp_path / "two"))],
                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stderr[-3000:]
     one, two = _run_dir(tmp_path / "one"), _run_dir(tmp_path / "two")

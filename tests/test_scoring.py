@@ -42,9 +42,10 @@ def test_partial_coverage_contract_and_rescore(tmp_path):
     alone = score({"a": PREDS["a"], "c": PREDS["c"]}, {"a": REFS["a"], "c": REFS["c"]},
                   metrics=["BLEU", "ROUGE-L", "CIDEr-D"])
     assert report.corpus["total"] == alone.corpus["total"]
-    save_report(report, tmp_path)
+    written = save_report(report, tmp_path, {"run": {"seed": 7}})
     m = json.loads((tmp_path / "metrics.json").read_text())
-    assert m == json.loads(json.dumps(metrics_json(report)))
+    assert m == json.loads(json.dumps(written)) and m["run"] == {"seed": 7}  # the extra keys, written once
+    assert {k: v for k, v in m.items() if k != "run"} == json.loads(json.dumps(metrics_json(report)))
     assert m["scale"] == 100 and m["subsets"]["ab"]["n"] == 1
     assert m["subsets"]["total"]["metrics"]["CIDEr-D"] == pytest.approx(report.corpus["total"]["CIDEr-D"] * 100)
     assert m["coverage"]["fraction"] == pytest.approx(2 / 3)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import idcbench.models.tinyclip as tiny
+from idcbench.spec import file_sha256
 from idcbench.datasets.shapes import SceneObject, describe_object, render_scene, sample_scene
 from idcbench.errors import UserError
 from idcbench.models.tinyclip import checkpoint, data
@@ -132,7 +133,7 @@ def test_to_tensor_equals_open_clip_transform():
 def test_shipped_weights_file_and_record(record):
     path = tiny.weights_path()
     assert path.stat().st_size <= 5_000_000 and record["bytes"] == path.stat().st_size
-    assert record["sha256"] == checkpoint.sha256(path)
+    assert record["sha256"] == file_sha256(path)
     assert record["command"].startswith("idcbench pretrain-clip --dataset shapes")
     assert f"--steps {record['config']['steps']}" in record["command"] and f"--seed {record['config']['seed']}" in record["command"]
     assert record["model"] == tiny.MODEL_NAME and record["tag"] == tiny.PRETRAINED_TAG
@@ -185,7 +186,7 @@ def test_pretrain_writes_loadable_weights_and_record(tmp_path):
     cfg = PretrainConfig(steps=2, batch_size=8, warmup_steps=1)
     rec = pretrain(cfg, tmp_path, command="idcbench pretrain-clip ...", eval_views=1, eval_scenes=8)
     saved = json.loads((tmp_path / tiny.RECORD_FILE).read_text())
-    assert saved == rec and rec["config"]["steps"] == 2 and rec["sha256"] == checkpoint.sha256(tmp_path / tiny.WEIGHTS_FILE)
+    assert saved == rec and rec["config"]["steps"] == 2 and rec["sha256"] == file_sha256(tmp_path / tiny.WEIGHTS_FILE)
     loaded = tiny.create_tiny_clip(pretrained=tmp_path / tiny.WEIGHTS_FILE)
     assert evaluate(loaded, views=1, n_scenes=8)["zero_shot"] == rec["eval"]["pretrained"]["zero_shot"]
 

@@ -48,25 +48,17 @@ def caption(
     backbone: Optional[str] = typer.Option(None, "--backbone", help="open_clip backbone (config key `backbone`)"),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip tag or weights file (config key `pretrained`)"),
     beam: Optional[int] = typer.Option(None, "--beam", help="beam search with this width instead of greedy decoding"),
-    config: Optional[List[str]] = typer.Option(None, "--config", "-c", help="KEY=VALUE config overrides (JSON values)"),
+    config: Optional[List[str]] = typer.Option(None, "--config", "-c", help="KEY=VALUE config overrides (JSON values; a.b=1 sets a nested key)"),
 ) -> None:
     """Caption one image pair and print the caption."""
-    import json
-
     from idcbench.data import Pair, load_image
     from idcbench.errors import UserError
 
     for p in (before, after):
         load_image(p)  # one clear line for a missing / broken image before any model is built
-    overrides: dict = {}
-    for item in config or []:
-        if "=" not in item:
-            raise UserError(f"--config {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+    from idcbench.runner import parse_config
+
+    overrides = parse_config(config or [])  # the same KEY=JSON (dotted keys nest) as `idcbench run --config`
     if backbone is not None:
         overrides["backbone"] = backbone
     if pretrained is not None:

@@ -72,23 +72,6 @@ def corpus_bleu(rows: Iterable[Sequence[int]]) -> list[float]:
     return _bleus(tot[0], tot[1], tot[2:2 + N], tot[2 + N:])
 
 
-def corpus_bleu_from_totals(tot: Sequence[int]) -> list[float]:
-    """BLEU-1..4 from already summed statistics (integers)."""
-    tot = [int(t) for t in tot]
-    return _bleus(tot[0], tot[1], tot[2:2 + N], tot[2 + N:])
-
-
 def image_bleu(row: Sequence[int]) -> list[float]:
-    """pycocoevalcap's per-image BLEU-1..4 (its `bleu_list`)."""
-    testlen, reflen = row[0], row[1]
-    guess, correct = row[2:2 + N], row[2 + N:]
-    out = []
-    bleu = 1.0
-    for k in range(N):
-        bleu *= (float(correct[k]) + TINY) / (float(guess[k]) + SMALL)
-        out.append(bleu ** (1.0 / (k + 1)))
-    ratio = (testlen + TINY) / (reflen + SMALL)
-    if ratio < 1:
-        for k in range(N):
-            out[k] *= math.exp(1 - 1 / ratio)
-    return out
+    """pycocoevalcap's per-image BLEU-1..4 (its `bleu_list`): the corpus formula on one image's statistics."""
+    return _bleus(row[0], row[1], row[2:2 + N], row[2 + N:])

@@ -40,7 +40,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,6 +50,7 @@ import torch.nn.functional as F
 from idcbench.captioner import Captioner, FitContext
 from idcbench.data import Example
 from idcbench.errors import UserError, read_json
+from idcbench.files import atomic_target
 from idcbench.models.baselines.features import FrozenFeatures, check_backbone, pair_paths
 from idcbench.models.baselines.text import Vocabulary, corpus_cider_d
 
@@ -193,9 +193,8 @@ class DUDANet(nn.Module):
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class DUDA(Captioner):

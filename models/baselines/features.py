@@ -19,17 +19,12 @@ torch.Size([1, 128, 8, 8])
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 import torch
 
 from idcbench.errors import UserError
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def tiny_weights_available() -> bool:
@@ -40,29 +35,6 @@ def tiny_weights_available() -> bool:
         return Path(tinyclip.weights_path()).is_file()
     except (UserError, AttributeError):
         return False
-
-
-def cached_pretrained_file(name: str, tag: str) -> Path | None:
-    """The local file of open_clip weights `name` / `tag` if it is already cached (Hugging Face hub cache or
-    open_clip's URL cache ``~/.cache/clip``); never downloads."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(name, tag) or {}
-    hub = cfg.get("hf_hub")
-    if hub:
-        from huggingface_hub import try_to_load_from_cache
-
-        model_id, filename = os.path.split(hub)  # "org/model/" or "org/model/file.bin", as open_clip splits it
-        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        for fn in names:
-            found = try_to_load_from_cache(model_id, fn)
-            if isinstance(found, str) and Path(found).is_file():
-                return Path(found)
-    if cfg.get("url"):
-        path = Path("~/.cache/clip").expanduser() / os.path.basename(cfg["url"])
-        if path.is_file():
-            return path
-    return None
 
 
 def load_backbone(name: str, pretrained: str | None, *, seed: int = 0,
@@ -95,22 +67,11 @@ def load_backbone(name: str, pretrained: str | None, *, seed: int = 0,
         finally:
             root.setLevel(level)
         return model.eval(), True
-    file = Path(pretrained).expanduser()
-    if not file.is_file():
-        if pretrained not in open_clip.list_pretrained_tags_by_model(name):
-            raise UserError(f"pretrained={pretrained!r} is neither a file nor an open_clip tag of {name} "
-                            f"(tags: {', '.join(open_clip.list_pretrained_tags_by_model(name)) or 'none'})")
-        cached = cached_pretrained_file(name, pretrained)
-        if cached is None:
-            from huggingface_hub.constants import HF_HUB_CACHE
+    from idcbench.models.clip4idc.backbone import resolve_pretrained, tag_quick_gelu
 
-            raise UserError(
-                f"open_clip weights {name}/{pretrained} are not cached (looked in {HF_HUB_CACHE} and ~/.cache/clip) "
-                f"and idcbench never downloads; put the checkpoint file on this machine and pass pretrained=/path/to/file"
-            )
-        if quick_gelu is None:
-            quick_gelu = bool((open_clip.get_pretrained_cfg(name, pretrained) or {}).get("quick_gelu", False))
-        file = cached
+    file = resolve_pretrained(name, pretrained)  # a local file or a cached tag, never a download; else a UserError
+    if quick_gelu is None:
+        quick_gelu = tag_quick_gelu(name, pretrained)
     try:
         model = open_clip.create_model(name, pretrained=str(file), force_quick_gelu=bool(quick_gelu))
     except Exception as e:  # wrong architecture, corrupt file
@@ -168,21 +129,12 @@ class FrozenFeatures:
     def is_resnet(self) -> bool:
         return hasattr(self.visual, "layer4")
 
-    def preprocess(self, paths: Sequence[Path], ids: Sequence[str | None] | None = None) -> torch.Tensor:
-        """Load images as RGB, bicubic-resize to the backbone size (no crop), normalise with CLIP mean/std."""
-        from PIL import Image
+    def preprocess(self, paths: Sequence[Path]) -> torch.Tensor:
+        """Load images as RGB, bicubic-resize to the backbone size (no crop), normalise with CLIP mean/std: CLIP4IDC's
+        preprocessing (`ImageLoader`)."""
+        from idcbench.models.clip4idc.pairs import ImageLoader
 
-        from idcbench.data import load_image
-
-        out = np.empty((len(paths), self.image_size, self.image_size, 3), dtype=np.float32)
-        for i, p in enumerate(paths):
-            img = load_image(p, example_id=ids[i] if ids else None)
-            img = img.resize((self.image_size, self.image_size), Image.BICUBIC)
-            out[i] = np.asarray(img, dtype=np.float32) / 255.0
-        x = torch.from_numpy(out).permute(0, 3, 1, 2)
-        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return ImageLoader(self.image_size)(paths)
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor, what: str) -> torch.Tensor:

@@ -14,7 +14,6 @@ like pycocoevalcap (on already tokenized text; the official scores use PTB token
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter, defaultdict
 from typing import Iterable, Mapping, Sequence

@@ -21,13 +21,7 @@ from idcbench.registry import MODELS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
-__all__ = ["Clip4IDC", "DEFAULTS", "CONFIG_DIR", "variant_config"]
-
-
-def variant_config(name: str) -> dict:
-    """The config dict of a registered variant (without name / description)."""
-    data = json.loads((CONFIG_DIR / f"{name}.json").read_text())
-    return {k: v for k, v in data.items() if k not in ("name", "description")}
+__all__ = ["Clip4IDC", "DEFAULTS", "CONFIG_DIR"]
 
 
 for _path in sorted(CONFIG_DIR.glob("*.json")):

@@ -11,7 +11,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
@@ -19,25 +18,6 @@ from typing import Any
 
 from idcbench.errors import UserError
 
-_WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-
-
-def _tinyclip_weights(tag: str) -> Path | None:
-    from idcbench.models import tinyclip
-
-    finder = getattr(tinyclip, "pretrained_path", None)
-    if callable(finder):
-        with contextlib.suppress(Exception):
-            path = finder(tag)
-            if path and Path(path).is_file():
-                return Path(path)
-    folder = Path(tinyclip.WEIGHTS_DIR)
-    if not folder.is_dir():
-        return None
-    files = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
-    tagged = [p for p in files if tag in p.stem]
-    chosen = tagged or files
-    return chosen[0] if chosen else None
 
 
 def _hf_cached(repo_file: str, cache_dir: str | None) -> Path | None:
@@ -64,13 +44,7 @@ def resolve_pretrained(backbone: str, pretrained: str | None, cache_dir: str | N
     from idcbench.models import tinyclip
 
     if backbone == tinyclip.MODEL_NAME:
-        found = _tinyclip_weights(pretrained)
-        if found is None:
-            raise UserError(
-                f"pretrained weights {pretrained!r} of {backbone} not found in {tinyclip.WEIGHTS_DIR}; "
-                "build them with `idcbench pretrain-clip --dataset shapes --out models/tinyclip/weights` or pass --pretrained none for a randomly initialised backbone"
-            )
-        return found
+        return tinyclip.pretrained_path(pretrained)  # its errors say how to build the weights or which tags exist
     import open_clip
     from open_clip.pretrained import get_pretrained_cfg
 

@@ -23,9 +23,10 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from idcbench.captioner import Captioner, FitContext
+from idcbench.captioner import Captioner, FitContext, deep_merge
 from idcbench.data import Example, Pair
 from idcbench.errors import UserError
+from idcbench.files import atomic_target, write_atomic
 
 DEFAULTS: dict[str, Any] = {
     "arch": "pair",                 # "pair" = CLIP4IDC, "diff" = clip-diff (frozen per-image encoder)
@@ -63,16 +64,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def merge_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in override.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge_config(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
 def _none(value: Any) -> Any:
     return None if isinstance(value, str) and value.lower() in ("", "none", "null", "random") else value
 
@@ -91,7 +82,7 @@ class Clip4IDC(Captioner):
         unknown = set(config or {}) - set(DEFAULTS) - {"name", "description"}
         if unknown:
             raise UserError(f"clip4idc: unknown config keys {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
-        super().__init__(merge_config(DEFAULTS, config or {}))
+        super().__init__(copy.deepcopy(deep_merge(DEFAULTS, config or {})))
         cfg = self.config
         cfg["pretrained"], cfg["init"] = _none(cfg["pretrained"]), _none(cfg["init"])
         if cfg["stages"] == [] or any(s not in (1, 2) for s in cfg["stages"]):
@@ -193,9 +184,7 @@ class Clip4IDC(Captioner):
         self._intra_cache = None
 
     def _intra_frozen(self) -> bool:
-        v = self.net.clip.visual
-        frozen = [v.conv1, v.ln_pre, *v.transformer.resblocks[: self.net.intra_layers]]
-        return not any(p.requires_grad for m in frozen for p in m.parameters()) and not v.positional_embedding.requires_grad
+        return not any(p.requires_grad for p in self.net.intra_parameters())
 
     def pair_tokens_for_training(self, befores: Sequence[Path], afters: Sequence[Path]) -> torch.Tensor:
         if self._token_cache is None and self._intra_cache is not None:
@@ -287,10 +276,10 @@ class Clip4IDC(Captioner):
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.weights(), directory / "model.pt.tmp")
-        (directory / "model.pt.tmp").replace(directory / "model.pt")
-        cfg = dict(self.config, init=None)
-        (directory / "config.json").write_text(json.dumps({"family": "clip4idc", "config": cfg}, indent=2) + "\n")
+        with atomic_target(directory / "model.pt") as tmp:
+            torch.save(self.weights(), tmp)
+        write_atomic(directory / "config.json",
+                     json.dumps({"family": "clip4idc", "config": dict(self.config, init=None)}, indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: Path, **overrides: Any) -> "Clip4IDC":
@@ -300,7 +289,7 @@ class Clip4IDC(Captioner):
         saved = read_json(directory / "config.json", what="clip4idc model config")
         if not (directory / "model.pt").is_file():
             raise UserError(f"{directory}: model.pt missing; the directory was not written by Clip4IDC.save")
-        cfg = merge_config(saved.get("config", saved), overrides)
+        cfg = deep_merge(saved.get("config", saved), overrides)
         return cls(cfg, _weights=directory / "model.pt")
 
     def load_checkpoint(self, path: str | Path) -> str:

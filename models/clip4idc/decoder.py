@@ -17,7 +17,6 @@ torch.Size([3, 6])
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -219,10 +218,6 @@ class DecoderModel(nn.Module):
             return tokens
         pos = torch.searchsorted(self.vocab_ids, tokens).clamp(max=len(self.vocab_ids) - 1)
         return torch.where(self.vocab_ids[pos] == tokens, pos, torch.full_like(pos, -100))
-
-    @property
-    def max_positions(self) -> int:
-        return self.embeddings.position_embeddings.weight.shape[0]
 
     def _init(self, std: float) -> None:
         # BERT init of the official `init_weights`, on the decoder's own modules only (tied embeddings stay CLIP's).

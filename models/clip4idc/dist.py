@@ -14,9 +14,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-
-def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+from idcbench.distributed import is_distributed
 
 
 class _GatherWithGrad(torch.autograd.Function):

@@ -100,6 +100,13 @@ class Clip4IDCNet(nn.Module):
             x = blk(x)
         return x
 
+    def intra_parameters(self) -> list[nn.Parameter]:
+        """What `encode_intra` computes with: the stem (conv1, class / positional embeddings, ln_pre) and the intra
+        blocks. When none of them trains, their outputs can be cached."""
+        v = self.clip.visual
+        modules = (v.conv1, v.ln_pre, *v.transformer.resblocks[: self.intra_layers])
+        return [v.class_embedding, v.positional_embedding, *(p for m in modules for p in m.parameters())]
+
     def encode_joint(self, before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
         """Intra outputs of the two images -> before/after embeddings, joint positions, ln_mid, joint blocks, proj."""
         v = self.clip.visual

@@ -11,11 +11,12 @@ schedule applied per step from ``progress = step / t_total`` (the first step has
 from __future__ import annotations
 
 import math
-from typing import Iterable
 
 import torch
 from torch import nn
 from torch.nn.utils import clip_grad_norm_
+
+from idcbench.models.clip4idc.model import PAIR_PARAMS
 
 
 def warmup_cosine(x: float, warmup: float = 0.002) -> float:
@@ -84,8 +85,7 @@ class BertAdam(torch.optim.Optimizer):
 
 
 NO_DECAY = ("bias", "LayerNorm.bias", "LayerNorm.weight")
-PAIR_NEW = ("clip.visual.ln_mid", "clip.visual.joint_positional_embedding", "clip.visual.bef_embedding",
-            "clip.visual.aft_embedding")
+PAIR_NEW = tuple(f"clip.visual.{name}" for name in PAIR_PARAMS)
 
 
 def param_groups(net: nn.Module, *, stage: int, lr: float, coef_lr: float, weight_decay: float,
@@ -136,7 +136,3 @@ def freeze_official(net: nn.Module, *, train_token_embedding: bool = False) -> l
         p.requires_grad_(False)
         frozen.append(name)
     return frozen
-
-
-def trainable(params: Iterable[torch.nn.Parameter]) -> list[torch.nn.Parameter]:
-    return [p for p in params if p.requires_grad]

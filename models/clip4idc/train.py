@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from idcbench.data import Example
 from idcbench.distributed import barrier
+from idcbench.files import atomic_target
 from idcbench.models.clip4idc import pairs as P
 from idcbench.models.clip4idc.dist import average_gradients, gather_with_grad, is_distributed
 from idcbench.models.clip4idc.optim import BertAdam, freeze_official, param_groups
@@ -52,10 +53,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+def _save_atomic(obj: Any, path: Path) -> None:
+    with atomic_target(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _val_subset(val: Sequence[Example], limit: int | None) -> list[Example]:
@@ -78,12 +78,15 @@ class StageRunner:
         self.done = self.workdir / f"stage{stage}_done"
         self.device = model.device
         self.world, self.rank = (ctx.world_size, ctx.rank) if is_distributed() else (1, 0)
+        scale = model.config["logit_scale"]
+        # null: the backbone's learned temperature (OpenAI CLIP's is 100, the official value), held fixed
+        self.logit_scale = float(model.net.clip.logit_scale.detach().exp()) if scale is None else float(scale)
 
     # ---- batches ----------------------------------------------------------------------------------------------
     def plan(self, epoch: int) -> list:
         seed = self.ctx.seed
         if self.stage == 1:
-            return P.stage1_plan(self._samples, seed=seed, epoch=epoch, swap_p=self.cfg.get("swap_p", 0.5))
+            return P.stage1_plan(self._samples, seed=seed, epoch=epoch, swap_p=self.cfg["swap_p"])
         return P.stage2_plan(self.train, seed=seed, epoch=epoch)
 
     def steps_per_epoch(self) -> int:
@@ -100,10 +103,7 @@ class StageRunner:
         pair = net.pair_embedding(m.pair_tokens_for_training([s.before for s in batch], [s.after for s in batch]))
         txt = net.encode_text(text)
         pair, txt = gather_with_grad(pair.float()), gather_with_grad(txt.float())
-        scale = m.config["logit_scale"]
-        if scale is None:  # the backbone's learned temperature (OpenAI CLIP's is 100, the official value), held fixed
-            scale = float(net.clip.logit_scale.detach().exp())
-        logits = net.similarity(pair, txt, scale)
+        logits = net.similarity(pair, txt, self.logit_scale)
         target = torch.arange(logits.shape[0], device=logits.device)
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
@@ -126,7 +126,7 @@ class StageRunner:
 
     # ---- validation -------------------------------------------------------------------------------------------
     def evaluate(self) -> float:
-        val = _val_subset(self.val, self.cfg.get("val_max_pairs"))
+        val = _val_subset(self.val, self.cfg["val_max_pairs"])
         if not val:
             return float("nan")
         if self.stage == 1:
@@ -145,29 +145,26 @@ class StageRunner:
             return
         self._samples = P.stage1_samples(self.train) if self.stage == 1 else None
         m.begin_stage(self.stage)  # every parameter trainable again (the diff arch keeps its frozen visual tower)
-        if m.config.get("freeze_official", True):
-            freeze_official(net, train_token_embedding=m.config.get("train_token_embedding", False))
-        embedding_coef_lr = cfg.get("embedding_coef_lr") if m.config.get("train_token_embedding") else None
-        if cfg.get("coef_lr", 1.0) == 0:
+        if m.config["freeze_official"]:
+            freeze_official(net, train_token_embedding=m.config["train_token_embedding"])
+        embedding_coef_lr = cfg["embedding_coef_lr"] if m.config["train_token_embedding"] else None
+        if cfg["coef_lr"] == 0:
             for name, p in net.clip.named_parameters():
                 if not (embedding_coef_lr and name == "token_embedding.weight"):
                     p.requires_grad_(False)
         if cfg.get("freeze_intra") and net.arch == "pair":
             # CPU option: train only the joint part of the pair encoder (and the text tower)
-            v = net.clip.visual
-            for mod in (v.conv1, v.ln_pre, *v.transformer.resblocks[: net.intra_layers]):
-                for p in mod.parameters():
-                    p.requires_grad_(False)
-            v.class_embedding.requires_grad_(False)
-            v.positional_embedding.requires_grad_(False)
+            for p in net.intra_parameters():
+                p.requires_grad_(False)
         m.prepare_stage(self.stage, self.train)
         epochs, spe = int(cfg["epochs"]), self.steps_per_epoch()
-        total = epochs * spe if not cfg.get("max_steps") else min(epochs * spe, int(cfg["max_steps"]))
-        opt = BertAdam(param_groups(net, stage=self.stage, lr=cfg["lr"], coef_lr=cfg.get("coef_lr", 1e-3),
+        total = epochs * spe if not cfg["max_steps"] else min(epochs * spe, int(cfg["max_steps"]))
+        opt = BertAdam(param_groups(net, stage=self.stage, lr=cfg["lr"], coef_lr=cfg["coef_lr"],
                                     weight_decay=cfg["weight_decay"], embedding_coef_lr=embedding_coef_lr),
-                       lr=cfg["lr"], warmup=cfg.get("warmup", 0.1), t_total=total, schedule=cfg["schedule"],
-                       b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), e=cfg.get("eps", 1e-6),
+                       lr=cfg["lr"], warmup=cfg["warmup"], t_total=total, schedule=cfg["schedule"],
+                       b1=cfg["b1"], b2=cfg["b2"], e=cfg["eps"],
                        weight_decay=cfg["weight_decay"], max_grad_norm=cfg.get("max_grad_norm", 1.0))
+        params = [p for g in opt.param_groups for p in g["params"]]
         state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "bad_epochs": 0}
         if self.last.exists():
             saved = torch.load(self.last, map_location="cpu", weights_only=False)
@@ -177,7 +174,7 @@ class StageRunner:
             state = saved["state"]
         else:
             torch.manual_seed(self.ctx.seed * 1000 + self.stage)
-        save_every = int(m.config.get("save_every_steps") or 0)
+        save_every = int(m.config["save_every_steps"] or 0)
         stop = False
         while state["epoch"] < epochs and not stop:
             plan = self.plan(state["epoch"])
@@ -187,14 +184,13 @@ class StageRunner:
                 if state["global_step"] >= total:
                     stop = True
                     break
-                with _autocast(self.device, m.config.get("amp", True)):
+                with _autocast(self.device, m.config["amp"]):
                     batch = self.local(chunks[i])
                     loss = self.loss_stage1(batch) if self.stage == 1 else self.loss_stage2(batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                params = [p for g in opt.param_groups for p in g["params"]]
                 average_gradients(params)
-                torch.nn.utils.clip_grad_norm_(params, m.config.get("grad_clip", 1.0))
+                torch.nn.utils.clip_grad_norm_(params, m.config["grad_clip"])
                 opt.step()
                 state["global_step"] += 1
                 state["step_in_epoch"] = i + 1
@@ -209,7 +205,7 @@ class StageRunner:
             if better:
                 state["best"], state["bad_epochs"] = score, 0
                 if self.rank == 0:
-                    _atomic_save(m.weights(), self.best)
+                    _save_atomic(m.weights(), self.best)
             else:
                 state["bad_epochs"] += 1
             self.ctx.progress(f"stage{self.stage}-val", state["epoch"] + 1, epochs, score=float(score))
@@ -229,7 +225,7 @@ class StageRunner:
 
     def _save(self, net, opt, state) -> None:
         if self.rank == 0:
-            _atomic_save({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
+            _save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
                           "state": dict(state)}, self.last)
 
 

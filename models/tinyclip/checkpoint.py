@@ -26,10 +26,7 @@ True
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,6 +36,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from idcbench.errors import UserError
+from idcbench.files import atomic_target
+from idcbench.spec import file_sha256
 
 FORMAT = "idcbench.tinyclip.compact/1"
 BASE_SEED = 20240607  # seed of the frozen token-embedding init; part of the format, never change it
@@ -82,16 +81,8 @@ def save_compact(model: torch.nn.Module, path: str | Path, *, extra_ids: torch.T
     # one metadata key: safetensors writes several in hash-map order, which would make the file's bytes vary
     metadata = {"idcbench": json.dumps({"format": FORMAT, "vocab_size": weight.shape[0], "width": weight.shape[1],
                                         "base_seed": BASE_SEED}, sort_keys=True)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -119,24 +110,11 @@ def load_compact(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def materialize(compact: str | Path, cache: str | Path) -> Path:
     """A full-size checkpoint of `compact` that open_clip's own loader reads, cached under `cache` by content hash."""
-    target = Path(cache) / f"{Path(compact).stem}-{sha256(compact)[:16]}.full.safetensors"
+    target = Path(cache) / f"{Path(compact).stem}-{file_sha256(compact)[:16]}.full.safetensors"
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous() for k, v in load_compact(compact).items()}
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_target(target) as tmp:
             save_file(state, tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return target

@@ -185,8 +185,3 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     """uint8 (B, H, W, 3) at the model's size -> normalized float (B, 3, H, W); equals `tinyclip.image_transform()`."""
     x = torch.tensor(np.asarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
     return (x - _MEAN) / _STD
-
-
-def vocabulary() -> list[str]:
-    """Every word the pretraining captions use (attribute values, nouns, article, comma)."""
-    return ["a", "object", ","] + [v for values in ATTRIBUTES.values() for v in values]

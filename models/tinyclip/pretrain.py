@@ -26,7 +26,8 @@ import open_clip
 import torch
 
 from idcbench.models.tinyclip import MODEL_NAME, PRETRAINED_TAG, RECORD_FILE, WEIGHTS_FILE, create_tiny_clip, tokenizer
-from idcbench.models.tinyclip.checkpoint import base_token_embedding, save_compact, sha256
+from idcbench.models.tinyclip.checkpoint import base_token_embedding, save_compact
+from idcbench.spec import file_sha256
 from idcbench.models.tinyclip.data import batches, to_tensor
 from idcbench.models.tinyclip.evaluate import evaluate
 
@@ -143,7 +144,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, *, on_progress: ProgressF
                 "train_seconds": round(train_seconds, 1)},
         "file": weights.name,
         "bytes": weights.stat().st_size,
-        "sha256": sha256(weights),
+        "sha256": file_sha256(weights),
         "stored_token_rows": int(_stored_rows(weights)),
         "versions": {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version()},
         "eval": {"pretrained": evaluate(shipped, views=eval_views, n_scenes=eval_scenes),

@@ -4,13 +4,13 @@ Each class takes per-example data once and then evaluates the *corpus* metric on
 (``(B, n)`` index matrices) with array operations: a resample may repeat an example and every occurrence is its
 own document, exactly as if the resampled list were scored from scratch by pycocoevalcap.
 
-- `BleuStatistic`: BLEU-1..4 from the per-example counts of pycocoevalcap's own ``cook_refs`` / ``cook_test``
-  (``closest`` reference length), summed with the resample's counts.
+- `BleuStatistic`: BLEU-1..4 from the per-example counts of `idcbench.metrics.bleu.stats` (pycocoevalcap's
+  ``closest`` reference length), summed with the resample's counts.
 - `CiderDStatistic`: CIDEr-D with document frequencies recomputed for every resample (df = number of drawn
   documents whose references contain the n-gram; N = n). All terms of the score are linear in idf**2, so one
   sparse product per term evaluates a whole batch.
-- `MeteorStatistic`: METEOR 1.5's aggregate from summed sufficient statistics (the 23-number lines of the jar's
-  ``SCORE`` command), as its ``EVAL`` does.
+- `MeteorStatistic`: METEOR 1.5's aggregate (`idcbench.metrics.meteor.aggregate`) of summed sufficient statistics
+  (the 23-number lines of the jar's ``SCORE`` command), as its ``EVAL`` does.
 
 Inputs are PTB-tokenised strings (what pycocoevalcap scores after its tokenizer). Values are on the 0-1 scale
 (CIDEr-D on its own 0-10 scale).
@@ -28,41 +28,38 @@ from typing import Sequence
 import numpy as np
 
 from idcbench.bootstrap import counts
-
-_TINY, _SMALL = 1e-15, 1e-9  # pycocoevalcap's BLEU epsilons
+from idcbench.metrics.bleu import SMALL, TINY
 
 
 class BleuStatistic:
     """Corpus BLEU-`order` (1..4) as pycocoevalcap computes it (``option='closest'``)."""
 
     def __init__(self, hyps: Sequence[str], refs: Sequence[Sequence[str]], order: int = 4):
-        from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
+        from idcbench.metrics import bleu
 
-        if not 1 <= order <= 4:
-            raise ValueError(f"BLEU order must be 1..4, got {order}")
-        self.order = order
-        rows = []
-        for hyp, rs in zip(hyps, refs, strict=True):
-            comps = cook_test(hyp, cook_refs(list(rs)), eff="closest")
-            rows.append([comps["testlen"], comps["reflen"], *comps["guess"], *comps["correct"]])
-        self.table = np.asarray(rows, dtype=np.int64).reshape(-1, 10)  # integer sums: exact
+        self._set([bleu.stats(hyp, list(rs)) for hyp, rs in zip(hyps, refs, strict=True)], order)
 
     @classmethod
     def from_counts(cls, table: np.ndarray, order: int = 4) -> "BleuStatistic":
-        """From precomputed rows ``[testlen, reflen(closest), guess1..4, correct1..4]``."""
+        """From precomputed rows ``[testlen, reflen(closest), guess1..4, correct1..4]`` (`idcbench.metrics.bleu.stats`)."""
         self = cls.__new__(cls)
-        self.order = order
-        self.table = np.asarray(table, dtype=np.int64).reshape(-1, 10)
+        self._set(table, order)
         return self
+
+    def _set(self, table, order: int) -> None:
+        if not 1 <= order <= 4:
+            raise ValueError(f"BLEU order must be 1..4, got {order}")
+        self.order = order
+        self.table = np.asarray(table, dtype=np.int64).reshape(-1, 10)  # integer sums: exact
 
     def __call__(self, idx: np.ndarray) -> np.ndarray:
         tot = (counts(idx, len(self.table)) @ self.table).astype(np.float64)  # (B, 10)
         testlen, reflen, guess, correct = tot[:, 0], tot[:, 1], tot[:, 2:6], tot[:, 6:10]
         bleu = np.ones(len(tot))
         for k in range(self.order):  # same order of float operations as pycocoevalcap
-            bleu = bleu * ((correct[:, k] + _TINY) / (guess[:, k] + _SMALL))
+            bleu = bleu * ((correct[:, k] + TINY) / (guess[:, k] + SMALL))
         score = bleu ** (1.0 / self.order)
-        ratio = (testlen + _TINY) / (reflen + _SMALL)
+        ratio = (testlen + TINY) / (reflen + SMALL)
         short = ratio < 1
         score[short] *= np.exp(1 - 1 / ratio[short])
         return score
@@ -190,57 +187,17 @@ def _ngram_counts(sents: Sequence[str], n: int) -> tuple[np.ndarray, ...]:
     return sent, gid, counts.astype(np.float64), order[gid], offset
 
 
-# METEOR 1.5, task "rank" for English (the defaults of `-l en`): alpha, beta, gamma, delta; module weights of
-# exact, stem, synonym, paraphrase.
-METEOR_EN = (0.85, 0.20, 0.60, 0.75)
-METEOR_EN_WEIGHTS = (1.0, 0.6, 0.8, 0.6)
-
-
-def parse_meteor_stats(line: str | Sequence[float]) -> list[float]:
-    """A METEOR 1.5 statistics line (23 numbers) as floats."""
-    values = [float(v) for v in (line.split() if isinstance(line, str) else line)]
-    if len(values) != 23:
-        raise ValueError(f"METEOR statistics must have 23 numbers, got {len(values)}")
-    return values
-
-
 class MeteorStatistic:
-    """METEOR 1.5's corpus score from per-example sufficient statistics (what the jar's ``EVAL`` prints last).
+    """METEOR 1.5's corpus score from per-example sufficient statistics (what the jar's ``EVAL`` prints last):
+    `idcbench.metrics.meteor.aggregate` of the resample's summed `summable` rows."""
 
-    Aggregation as ``MeteorStats.addStats``: all counts add up, except the chunk count of an exact match
-    (all words matched in one chunk), which is left out.
-    """
+    def __init__(self, stats: Sequence[str | Sequence[float]]):
+        from idcbench.metrics import meteor
 
-    def __init__(self, stats: Sequence[str | Sequence[float]], params: tuple[float, float, float, float] = METEOR_EN,
-                 weights: Sequence[float] = METEOR_EN_WEIGHTS):
-        s = np.asarray([parse_meteor_stats(x) for x in stats], dtype=np.float64).reshape(-1, 23)
-        test_total = s[:, [4, 6, 8, 10, 12, 14, 16, 18]].sum(axis=1)
-        ref_total = s[:, [5, 7, 9, 11, 13, 15, 17, 19]].sum(axis=1)
-        exact = (test_total == s[:, 0]) & (ref_total == s[:, 1]) & (s[:, 20] == 1)
-        s[exact, 20] = 0.0
-        if not np.array_equal(s, np.round(s)):
-            raise ValueError("METEOR statistics must be word counts (integers)")
-        self.table = s.astype(np.int64)
-        self.params = params
-        self.weights = np.asarray(weights, dtype=np.float64)
+        self.table = meteor.summable_table(stats).astype(np.int64)
 
     def __call__(self, idx: np.ndarray) -> np.ndarray:
-        alpha, beta, gamma, delta = self.params
-        t = (counts(idx, len(self.table)) @ self.table).astype(np.float64)  # (B, 23)
-        test_len, ref_len, test_fw, ref_fw = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
-        stage = t[:, 4:20].reshape(-1, 4, 4)  # (B, module, [tc, rc, tf, rf])
-        test_w_len = delta * (test_len - test_fw) + (1.0 - delta) * test_fw
-        ref_w_len = delta * (ref_len - ref_fw) + (1.0 - delta) * ref_fw
-        test_w = (stage[:, :, 0] * self.weights * delta).sum(1) + (stage[:, :, 2] * self.weights * (1 - delta)).sum(1)
-        ref_w = (stage[:, :, 1] * self.weights * delta).sum(1) + (stage[:, :, 3] * self.weights * (1 - delta)).sum(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = test_w / test_w_len
-            recall = ref_w / ref_w_len
-            fmean = 1.0 / (((1.0 - alpha) / precision) + (alpha / recall))
-            test_total = stage[:, :, 0].sum(1) + stage[:, :, 2].sum(1)
-            ref_total = stage[:, :, 1].sum(1) + stage[:, :, 3].sum(1)
-            exact = (test_total == test_len) & (ref_total == ref_len) & (t[:, 20] == 1)
-            frag = np.where(exact, 0.0, t[:, 20] / ((t[:, 21] + t[:, 22]) / 2))
-            score = fmean * (1.0 - gamma * frag ** beta)
-        return np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+        from idcbench.metrics import meteor
 
+        totals = (counts(idx, len(self.table)) @ self.table).astype(np.float64)  # (B, 23), exact integer sums
+        return meteor.aggregate(totals.reshape(-1, self.table.shape[1]))

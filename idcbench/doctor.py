@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 
 
@@ -19,9 +18,13 @@ def java_check() -> Check:
     java = shutil.which("java")
     if not java:
         return Check("java", False, "METEOR and the PTB tokenizer need Java: sudo apt-get install -y default-jre-headless")
-    out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
-    first = (out.stderr or out.stdout).strip().splitlines()[0] if (out.stderr or out.stdout) else "unknown version"
-    return Check("java", True, f"{java}: {first}")
+    from idcbench.metrics._java import java_version_text
+
+    text = java_version_text(java)
+    if text is None:
+        return Check("java", False, f"{java} does not run (`java -version` failed): reinstall it, e.g. "
+                     "sudo apt-get install -y default-jre-headless")
+    return Check("java", True, f"{java}: {text.splitlines()[0]}")
 
 
 def torch_check() -> Check:

@@ -240,7 +240,7 @@ def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.St
 
     Means of per-example scores for ROUGE-L, SPICE and BERTScore; BLEU from per-example counts; CIDEr-D and
     METEOR recomputed from tokens / METEOR statistics (`idcbench.bootstrap_metrics`); otherwise
-    `idcbench.scoring.rescore` once per resample.
+    `idcbench.scoring.Rescorer` once per resample.
     """
     from idcbench import bootstrap_metrics as bm
 
@@ -274,17 +274,18 @@ def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.St
 
 
 def _rescore_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.Statistic | None:
-    from idcbench.scoring import rescore
+    from idcbench.scoring import Rescorer
 
-    rows = list(samples)
+    rescorer = Rescorer(samples)
+    everything = np.arange(len(rescorer.rows))
     try:  # fails fast (UserError / KeyError) when the rows lack what this metric needs
-        if rescore(rows, [metric]).get(metric) is None:
+        if rescorer.score(everything, [metric]).get(metric) is None:
             return None
     except (UserError, KeyError, ValueError, TypeError):
         return None
 
     def corpus(ix: np.ndarray) -> float:
-        v = rescore([rows[i] for i in ix], [metric]).get(metric)
+        v = rescorer.score(ix, [metric]).get(metric)
         return float("nan") if v is None else float(v)
 
     return bs.per_resample(corpus)

@@ -251,12 +251,11 @@ def _git_commit() -> str | None:
 
 
 def _java_version() -> str | None:
-    try:
-        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = (out.stderr or out.stdout).strip().splitlines()
-    return lines[0] if lines else None
+    from idcbench.metrics._java import java_version_text
+
+    java = shutil.which("java")
+    text = java_version_text(java) if java else None
+    return text.splitlines()[0] if text else None
 
 
 def _version(dist: str) -> str | None:

@@ -9,8 +9,8 @@ each named subset as its own corpus: the same digits as running pycocoevalcap on
 0.75
 
 `save_report` writes ``metrics.json`` (x100) and ``per_sample.jsonl`` (everything a resample needs);
-`load_samples` reads the rows back and `rescore` recomputes corpus metrics from any multiset of rows without Java
-(the leaderboard's bootstrap).
+`load_samples` reads the rows back and `Rescorer` / `rescore` recompute corpus metrics from any multiset of rows
+without Java (the leaderboard's bootstrap, for metrics without a vectorised statistic).
 """
 
 from __future__ import annotations
@@ -378,17 +378,28 @@ def load_samples(directory: str | Path) -> list[dict[str, Any]]:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as e:
                     raise UserError(f"{path}: line {lineno}, column {e.colno}: invalid JSON ({e.msg})") from None
-    _register(rows)
     return rows
 
 
 # --------------------------------------------------------------------------------------------------------------
 # rescoring without Java
-class _Base:
-    """Per-row data of a list of sample rows, prepared lazily per metric; a resample is a vector of counts."""
+class Rescorer:
+    """Corpus metrics of resamples of a fixed list of sample rows (`load_samples` rows), without Java.
 
-    def __init__(self, rows: list[dict]):
-        self.rows = rows
+    Per-row data is prepared once per metric; `score(idx)` scores the corpus ``rows[idx]`` (a row drawn k times
+    counts as k documents). BLEU, ROUGE-L and CIDEr-D equal a scorer run on those rows to the last bit, METEOR is
+    meteor-1.5's aggregate in Python (equal up to the last bit of ``Math.pow``); SPICE and BERTScore are means of
+    the per-sample values.
+
+    >>> from idcbench.metrics import bleu
+    >>> row = {"id": "1", "scores": {}, "stats": {"hyp": "a red cube", "refs": ["a red cube"],
+    ...                                          "bleu": list(bleu.stats("a red cube", ["a red cube"]))}}
+    >>> round(Rescorer([row]).score(np.array([0, 0]), ["BLEU-1"])["BLEU-1"], 6)
+    1.0
+    """
+
+    def __init__(self, rows: Sequence[dict]):
+        self.rows = list(rows)
         self._cache: dict[str, Any] = {}
 
     def _stats(self, key):
@@ -408,11 +419,11 @@ class _Base:
             lines = self._stats("meteor")
             if any(line is None for line in lines):
                 raise UserError("rescoring METEOR needs the METEOR statistics of every sample")
-            return np.array([meteor.summable(meteor.parse_stats(line)) for line in lines])
+            return meteor.summable_table(lines)
         if what == "rouge":
             return np.array([rouge.rouge_l(r["stats"]["hyp"], r["stats"]["refs"]) for r in self.rows])
         if what == "cider":
-            return cider.CiderTables(self._stats("hyp"), self._stats("refs"))
+            return cider.CiderD(self._stats("hyp"), self._stats("refs"))
         # a metric whose corpus value is the mean of its per-sample values (SPICE, BERTScore)
         try:
             return np.array([float(r["scores"][what]) for r in self.rows])
@@ -420,75 +431,40 @@ class _Base:
             raise UserError(f"cannot rescore {what}: some samples have no per-sample {what} score") from None
 
     def score(self, idx: np.ndarray, metrics: Sequence[str]) -> dict[str, float]:
-        """Scores of the resample whose rows are ``self.rows[idx]`` (order matters only for the means' last bits:
-        ``np.mean`` in that order is what pycocoevalcap computes)."""
+        """Scores of the resample ``rows[idx]`` (order matters only for the means' last bits: ``np.mean`` in that
+        order is what pycocoevalcap computes)."""
         from idcbench.metrics import bleu, meteor
 
-        out: dict[str, float] = {}
+        names = resolve_metrics(metrics)
+        idx = np.asarray(idx, dtype=np.int64)
+        if not len(idx):
+            raise ValueError("rescore of an empty sample")
         counts = np.bincount(idx, minlength=len(self.rows))
-        c = counts.astype(np.float64)
-        if any(m in BLEU for m in metrics):
+        out: dict[str, float] = {}
+        if any(m in BLEU for m in names):
             tot = counts.astype(np.int64) @ self.get("bleu")
             values = bleu.corpus_bleu([tot.tolist()])  # one row: the summed statistics
             for q, m in enumerate(BLEU):
-                if m in metrics:
+                if m in names:
                     out[m] = values[q]
-        for m in metrics:
+        for m in names:
             if m in BLEU:
                 continue
             if m == "METEOR":
-                out[m] = meteor.aggregate(c @ self.get("meteor"))
+                out[m] = meteor.aggregate(counts.astype(np.float64) @ self.get("meteor"))
             elif m == "ROUGE-L":
                 out[m] = float(np.mean(self.get("rouge")[idx]))
             elif m == "CIDEr-D":
-                out[m] = float(np.mean(self.get("cider").per_image(c)[idx]))
+                out[m] = float(self.get("cider").score(idx.tolist())[0])
             else:
                 out[m] = float(np.mean(self.get(m)[idx]))
         return out
 
 
-_ROW_BASE: dict[int, tuple[_Base, int]] = {}
-
-
-def _register(rows: list[dict]) -> _Base:
-    base = _Base(rows)
-    for k, r in enumerate(rows):
-        _ROW_BASE[id(r)] = (base, k)
-    return base
-
-
-def clear_rescore_cache() -> None:
-    """Forget prepared rows (`rescore` keeps them so that a bootstrap prepares each row once)."""
-    _ROW_BASE.clear()
-
-
 def rescore(samples: Sequence[dict], metrics: Sequence[str]) -> dict[str, float]:
     """Corpus metrics (0-1 scale) of a multiset of sample rows (`load_samples` rows; a row present k times counts
-    as k documents), without Java. BLEU, METEOR (meteor-1.5's aggregate in Python) and ROUGE-L equal a scorer run
-    on those rows to the last bits; CIDEr-D within ~1e-15; SPICE and BERTScore are means of the per-sample values.
-    Rows are prepared once and remembered by identity: a bootstrap over one `load_samples` list is fast.
-    """
-    names = resolve_metrics(metrics)
+    as k documents), without Java: `Rescorer` on these rows. A bootstrap should build one `Rescorer` and score
+    index vectors, so that each row is prepared once."""
     if not samples:
         raise ValueError("rescore of an empty sample")
-    base, positions = None, []
-    for r in samples:
-        hit = _ROW_BASE.get(id(r))
-        if hit is None or hit[0].rows[hit[1]] is not r or (base is not None and hit[0] is not base):
-            base = None
-            break
-        base = hit[0]
-        positions.append(hit[1])
-    if base is None:
-        # Unseen rows: prepare a base holding them and every row of the bases they touch, so that a bootstrap
-        # converges to one base after a few resamples.
-        rows: dict[int, dict] = {}
-        for r in samples:
-            hit = _ROW_BASE.get(id(r))
-            if hit is not None and hit[0].rows[hit[1]] is r:
-                for other in hit[0].rows:
-                    rows.setdefault(id(other), other)
-            rows.setdefault(id(r), r)
-        base = _register(list(rows.values()))
-        positions = [_ROW_BASE[id(r)][1] for r in samples]
-    return base.score(np.asarray(positions, dtype=np.int64), names)
+    return Rescorer(samples).score(np.arange(len(samples)), metrics)

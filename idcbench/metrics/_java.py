@@ -52,13 +52,18 @@ def require_jar(path: Path) -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def java_major_version(java: str) -> int | None:
-    """Major version of a Java runtime (8, 11, 17, ...), or None when it cannot run."""
+def java_version_text(java: str) -> str | None:
+    """What ``java -version`` prints (first line: the runtime and its version), or None when it cannot run."""
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.SubprocessError):
         return None
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    return (out.stderr or out.stdout).strip() or None
+
+
+def java_major_version(java: str) -> int | None:
+    """Major version of a Java runtime (8, 11, 17, ...), or None when it cannot run."""
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', java_version_text(java) or "")
     if not m:
         return None
     major = int(m.group(1))

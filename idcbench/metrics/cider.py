@@ -6,7 +6,8 @@ per evaluation (its n-grams in the original's order) and its vector once per cor
 ``np.log`` for the idf, the dict iteration order for the sums, ``np.mean`` over the four n-gram orders and over
 images. Document frequencies come from the references of the images being scored: a subset is its own corpus.
 
-`CiderTables` is a vectorized variant for resampling (bootstrap): equal to the exact scorer within ~1e-15.
+A corpus may repeat an image (each occurrence is its own document, as in a bootstrap resample): `score([0, 0, 1])`
+is pycocoevalcap on three images. Batches of resamples are vectorised in `idcbench.bootstrap_metrics`.
 """
 
 from __future__ import annotations
@@ -147,81 +148,3 @@ class CiderD:
             nrefs[row] = len(self.refs[i])
         per_image = np.mean(totals, axis=1) / nrefs * 10.0
         return np.mean(per_image), per_image
-
-
-class CiderTables:
-    """Vectorized CIDEr-D for resampling: `score(counts)` scores the corpus in which image i occurs counts[i] times
-    (each occurrence its own document), as a weighted mean of per-image scores."""
-
-    def __init__(self, hyps: Sequence[str], refs: Sequence[Sequence[str]]):
-        gid: dict[tuple[str, ...], int] = {}
-        ent_sent, ent_gid, ent_tf, ent_n = [], [], [], []
-        sent_row, sent_len = [], []
-        hyp_sent, pair_h, pair_r, pair_rsent, pair_n = [], [], [], [], []
-        df_row, df_gid = [], []
-        cache: dict[str, tuple] = {}
-        for row, (h, rs) in enumerate(zip(hyps, refs)):
-            sent_ids = []
-            for s in (h, *rs):
-                items, length = cache.get(s) or cache.setdefault(s, cook(s))
-                k = len(sent_row)
-                sent_ids.append((k, len(ent_gid), items))
-                sent_row.append(row)
-                sent_len.append(length)
-                for g, tf, n in items:
-                    ent_sent.append(k)
-                    ent_gid.append(gid.setdefault(g, len(gid)))
-                    ent_tf.append(tf)
-                    ent_n.append(n)
-            hk, hstart, hitems = sent_ids[0]
-            hyp_sent.append(hk)
-            hpos = {g: hstart + j for j, (g, _, _) in enumerate(hitems)}
-            seen = set()
-            for rk, rstart, ritems in sent_ids[1:]:
-                for j, (g, _, n) in enumerate(ritems):
-                    seen.add(gid[g])
-                    p = hpos.get(g)
-                    if p is not None:
-                        pair_h.append(p)
-                        pair_r.append(rstart + j)
-                        pair_rsent.append(rk)
-                        pair_n.append(n)
-            df_row.extend([row] * len(seen))
-            df_gid.extend(seen)
-        self.n_rows = len(hyps)
-        self.n_sent = len(sent_row)
-        self.n_gram = len(gid)
-        self.ent_gid = np.asarray(ent_gid, dtype=np.int64)
-        self.ent_tf = np.asarray(ent_tf, dtype=np.float64)
-        self.ent_key = np.asarray(ent_sent, dtype=np.int64) * N + np.asarray(ent_n, dtype=np.int64)
-        self.sent_row = np.asarray(sent_row, dtype=np.int64)
-        self.hyp_sent = np.asarray(hyp_sent, dtype=np.int64)
-        self.pair_h = np.asarray(pair_h, dtype=np.int64)
-        self.pair_r = np.asarray(pair_r, dtype=np.int64)
-        self.pair_key = np.asarray(pair_rsent, dtype=np.int64) * N + np.asarray(pair_n, dtype=np.int64)
-        self.df_row = np.asarray(df_row, dtype=np.int64)
-        self.df_gid = np.asarray(df_gid, dtype=np.int64)
-        lens = np.asarray(sent_len, dtype=np.float64)
-        delta = lens[self.hyp_sent[self.sent_row]] - lens
-        self.penalty = np.e ** (-(delta**2) / (2 * SIGMA**2))
-        self.is_ref = np.ones(self.n_sent, dtype=bool)
-        self.is_ref[self.hyp_sent] = False
-        self.nrefs = np.bincount(self.sent_row[self.is_ref], minlength=self.n_rows).astype(np.float64)
-
-    def per_image(self, counts: np.ndarray) -> np.ndarray:
-        counts = np.asarray(counts, dtype=np.float64)
-        df = np.bincount(self.df_gid, weights=counts[self.df_row], minlength=self.n_gram)
-        ref_len = np.log(counts.sum())
-        val = self.ent_tf * (ref_len - np.log(np.maximum(1.0, df))[self.ent_gid])
-        norm = np.sqrt(np.bincount(self.ent_key, weights=val**2, minlength=self.n_sent * N)).reshape(-1, N)
-        vh, vr = val[self.pair_h], val[self.pair_r]
-        dot = np.bincount(self.pair_key, weights=np.minimum(vh, vr) * vr, minlength=self.n_sent * N).reshape(-1, N)
-        denom = norm[self.hyp_sent[self.sent_row]] * norm
-        dot = np.where(denom != 0, dot / np.where(denom != 0, denom, 1.0), dot) * self.penalty[:, None]
-        dot[~self.is_ref] = 0.0
-        per_row = np.stack([np.bincount(self.sent_row, weights=dot[:, n], minlength=self.n_rows) for n in range(N)], 1)
-        return per_row.mean(axis=1) / self.nrefs * 10.0
-
-    def score(self, counts: np.ndarray) -> float:
-        counts = np.asarray(counts, dtype=np.float64)
-        return float(np.dot(counts, self.per_image(counts)) / counts.sum())

@@ -270,7 +270,7 @@ class MeteorProcess:
 def _summed_line(lines: Sequence[str]) -> str:
     if not lines:
         raise ValueError("METEOR aggregate of an empty corpus")
-    total = np.sum([summable(parse_stats(line)) for line in lines], axis=0)
+    total = summable_table(lines).sum(axis=0)
     return " ".join(f"{x:.1f}" for x in total)
 
 
@@ -285,30 +285,41 @@ def _is_stats(line: str) -> bool:
     return True
 
 
-def parse_stats(line: str) -> np.ndarray:
-    """A statistics line as 23 floats."""
-    values = np.array([float(x) for x in line.split()], dtype=np.float64)
+def parse_stats(line: str | Sequence[float]) -> np.ndarray:
+    """A statistics line (or its 23 numbers) as 23 floats."""
+    values = np.array([float(x) for x in (line.split() if isinstance(line, str) else line)], dtype=np.float64)
     if values.shape != (STATS_LENGTH,):
-        raise ValueError(f"not a METEOR statistics line: {line[:80]!r}")
+        raise ValueError(f"not a METEOR statistics line: {str(line)[:80]!r}")
     return values
 
 
 def summable(stats: np.ndarray) -> np.ndarray:
-    """The row that MeteorStats.addStats adds for one segment: a perfect match (all words matched in one chunk)
-    contributes no chunk. Sums of such rows (in any order: they are integers) feed `aggregate`."""
+    """The row(s) that MeteorStats.addStats adds for segments (``(23,)`` or ``(n, 23)``): a perfect match (all
+    words matched in one chunk) contributes no chunk. Sums of such rows (in any order: they are integers) feed
+    `aggregate`."""
     row = np.array(stats, dtype=np.float64)
-    test_total = row[4] + row[6] + row[8] + row[10] + row[12] + row[14] + row[16] + row[18]
-    ref_total = row[5] + row[7] + row[9] + row[11] + row[13] + row[15] + row[17] + row[19]
-    if test_total == row[0] and ref_total == row[1] and row[20] == 1:
-        row[20] = 0.0
+    r = row.T
+    test_total = r[4] + r[6] + r[8] + r[10] + r[12] + r[14] + r[16] + r[18]
+    ref_total = r[5] + r[7] + r[9] + r[11] + r[13] + r[15] + r[17] + r[19]
+    r[20] = np.where((test_total == r[0]) & (ref_total == r[1]) & (r[20] == 1), 0.0, r[20])
     return row
 
 
-def aggregate(totals: Sequence[float]) -> float:
-    """METEOR of summed `summable` rows (or of one segment's statistics): meteor-1.5's MeteorScorer.computeMetrics, operation by operation (IEEE
-    semantics: x/0 gives inf or NaN as in Java, and a NaN score is 0). Equal to the jar's EVAL aggregate up to
-    the last bit of ``Math.pow``."""
-    t = [np.float64(x) for x in totals]
+def summable_table(lines: Sequence[str | Sequence[float]]) -> np.ndarray:
+    """``(n, 23)`` summable rows of per-segment statistics lines: ``counts @ table`` is a resample's total."""
+    table = summable(np.array([parse_stats(x) for x in lines], dtype=np.float64).reshape(-1, STATS_LENGTH))
+    if not np.array_equal(table, np.round(table)):
+        raise ValueError("METEOR statistics must be word counts (integers)")
+    return table
+
+
+def aggregate(totals: Sequence[float] | np.ndarray) -> float | np.ndarray:
+    """METEOR of summed `summable` rows (or of one segment's statistics): meteor-1.5's
+    MeteorScorer.computeMetrics, operation by operation (IEEE semantics: x/0 gives inf or NaN as in Java, and a
+    NaN score is 0). Equal to the jar's EVAL aggregate up to the last bit of ``Math.pow``. ``(23,)`` gives a
+    float, ``(B, 23)`` (a batch of resamples) an array."""
+    arr = np.asarray(totals, dtype=np.float64)
+    t = arr.T
     tl, rl, tfw, rfw = t[0], t[1], t[2], t[3]
     chunks, twm, rwm = t[20], t[21], t[22]
     d = np.float64(DELTA)
@@ -334,12 +345,9 @@ def aggregate(totals: Sequence[float]) -> float:
         precision = test_wm / test_wlen
         recall = ref_wm / ref_wlen
         fmean = one / ((one - ALPHA) / precision + ALPHA / recall)
-        if test_total == tl and ref_total == rl and chunks == 1:
-            frag = np.float64(0.0)
-        else:
-            frag = chunks / ((twm + rwm) / 2.0)
+        exact = (test_total == tl) & (ref_total == rl) & (chunks == 1)
+        frag = np.where(exact, np.float64(0.0), chunks / ((twm + rwm) / 2.0))
         penalty = GAMMA * np.power(frag, np.float64(BETA))
         score = fmean * (one - penalty)
-    if np.isnan(score):
-        return 0.0
-    return float(max(score, 0.0))
+    score = np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
+    return float(score) if arr.ndim == 1 else score

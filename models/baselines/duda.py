@@ -50,8 +50,8 @@ import torch.nn.functional as F
 from idcbench.captioner import Captioner, FitContext
 from idcbench.data import Example
 from idcbench.errors import UserError, read_json
-from idcbench.files import atomic_target
-from idcbench.models.baselines.features import FrozenFeatures, check_backbone, pair_paths
+from idcbench.files import atomic_target, write_atomic
+from idcbench.models.baselines.features import FrozenBackbone, FrozenFeatures, pair_paths
 from idcbench.models.baselines.text import Vocabulary, corpus_cider_d
 
 DEFAULTS: dict[str, Any] = {
@@ -197,10 +197,11 @@ def _atomic_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-class DUDA(Captioner):
+class DUDA(FrozenBackbone, Captioner):
     """DUDA (Park et al., ICCV 2019): dual attention + dynamic speaker LSTM on frozen open_clip feature grids."""
 
     name = "duda"
+    feature_batch_key = "image_batch_size"
     accepts_examples = True  # caption() takes Examples or Pairs (it uses only the images)
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -210,15 +211,6 @@ class DUDA(Captioner):
         self.vocab: Vocabulary | None = None
         self.net: DUDANet | None = None
         self.history: list[dict[str, float]] = []
-
-    # -- features ---------------------------------------------------------------------------------------------
-    def extractor(self, state_dict: dict | None = None) -> FrozenFeatures:
-        if self._fx is None:
-            c = self.config
-            self._fx = FrozenFeatures(c["backbone"], c["pretrained"], grid_layer=c["grid_layer"], seed=c["seed"],
-                                      device=self.device, batch_size=c["image_batch_size"], state_dict=state_dict,
-                                      quick_gelu=c["quick_gelu"])
-        return self._fx
 
     def _grids(self, items: Sequence[Any], progress=None):
         """Unique feature grids of the items' images and (before, after) indices into them."""
@@ -360,12 +352,10 @@ class DUDA(Captioner):
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"family": self.name, "config": self.config, "in_dim": self._in_dim(), "history": self.history,
                 "backbone_digest": self.extractor().digest()}
-        (directory / "config.json").write_text(json.dumps(meta, indent=2))
-        (directory / "vocab.json").write_text(json.dumps(self.vocab.itos))
-        torch.save({k: v.cpu() for k, v in self.net.state_dict().items()}, directory / "weights.pt")
-        fx = self.extractor()
-        if fx.is_random:  # a random backbone is part of the model: keep it so a reload gives the same captions
-            torch.save(fx.backbone_state(), directory / "backbone.pt")
+        write_atomic(directory / "config.json", json.dumps(meta, indent=2))
+        write_atomic(directory / "vocab.json", json.dumps(self.vocab.itos))
+        _atomic_save({k: v.cpu() for k, v in self.net.state_dict().items()}, directory / "weights.pt")
+        self.save_backbone(directory)
 
     def _in_dim(self) -> int:
         return self.net.dual.embed[0].in_channels // 2 - (2 if self.net.coords else 0)
@@ -382,7 +372,5 @@ class DUDA(Captioner):
         model.net.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
         model.net.to(model.device).eval()
         model.history = meta.get("history", [])
-        backbone = directory / "backbone.pt"
-        model.extractor(torch.load(backbone, map_location="cpu", weights_only=True) if backbone.is_file() else None)
-        check_backbone(model.extractor(), meta.get("backbone_digest"), directory)
+        model.load_backbone(directory, meta.get("backbone_digest"))
         return model

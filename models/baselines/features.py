@@ -182,6 +182,41 @@ def check_backbone(fx: FrozenFeatures, digest: str | None, directory: Path) -> N
                         "those the model was trained with; restore those weights or retrain the model")
 
 
+BACKBONE_FILE = "backbone.pt"
+
+
+class FrozenBackbone:
+    """Mixin of the models that read a frozen open_clip backbone (`nearest-neighbour`, `duda`): one lazily built
+    `FrozenFeatures` from the config keys backbone, pretrained, quick_gelu, grid_layer, seed and
+    `feature_batch_key`; saved with the model only when random (pretrained weights are found again by name), and
+    checked against the saved digest on load."""
+
+    feature_batch_key = "batch_size"
+    _fx: FrozenFeatures | None = None
+
+    def extractor(self, state_dict: dict | None = None) -> FrozenFeatures:
+        if self._fx is None:
+            c = self.config
+            self._fx = FrozenFeatures(c["backbone"], c["pretrained"], grid_layer=c["grid_layer"], seed=c["seed"],
+                                      device=self.device, batch_size=c[self.feature_batch_key],
+                                      state_dict=state_dict, quick_gelu=c["quick_gelu"])
+        return self._fx
+
+    def save_backbone(self, directory: Path) -> None:
+        """Keep a random backbone with the model, so that a reload gives the same captions."""
+        from idcbench.files import atomic_target
+
+        fx = self.extractor()
+        if fx.is_random:
+            with atomic_target(Path(directory) / BACKBONE_FILE) as tmp:
+                torch.save(fx.backbone_state(), tmp)
+
+    def load_backbone(self, directory: Path, digest: str | None) -> None:
+        path = Path(directory) / BACKBONE_FILE
+        self.extractor(torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None)
+        check_backbone(self.extractor(), digest, directory)
+
+
 def as_pair(item: Any):
     """Accept an `Example` or a `Pair` (anything with `.before` / `.after`)."""
     return item.pair if hasattr(item, "pair") else item

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from idcbench.captioner import Captioner, FitContext
 from idcbench.data import Example
 from idcbench.errors import UserError, read_json
-from idcbench.models.baselines.features import FrozenFeatures, check_backbone, pair_paths
+from idcbench.files import atomic_target, write_atomic
+from idcbench.models.baselines.features import FrozenBackbone, FrozenFeatures, pair_paths
 from idcbench.models.baselines.text import consensus_choice, document_frequency, tokenize
 
 DEFAULTS: dict[str, Any] = {
@@ -65,7 +66,7 @@ def knn(queries: torch.Tensor, index: torch.Tensor, k: int, chunk_size: int = 10
     return out
 
 
-class NearestNeighbour(Captioner):
+class NearestNeighbour(FrozenBackbone, Captioner):
     """Nearest-neighbour retrieval of a training caption, chosen by CIDEr-D consensus (Devlin et al. 2015)."""
 
     name = "nearest-neighbour"
@@ -83,15 +84,6 @@ class NearestNeighbour(Captioner):
         self.embeddings: torch.Tensor | None = None
         self.captions: list[list[str]] = []
         self._df: tuple[dict, float] | None = None
-
-    # -- features ---------------------------------------------------------------------------------------------
-    def extractor(self, state_dict: dict | None = None) -> FrozenFeatures:
-        if self._fx is None:
-            c = self.config
-            self._fx = FrozenFeatures(c["backbone"], c["pretrained"], grid_layer=c["grid_layer"], seed=c["seed"],
-                                      device=self.device, batch_size=c["batch_size"], state_dict=state_dict,
-                                      quick_gelu=c["quick_gelu"])
-        return self._fx
 
     def pair_embeddings(self, pairs: Sequence[Any], progress=None) -> torch.Tensor:
         """Pair embeddings (N x D, unit norm) as described in the module docstring. (Not named `embed_pairs`: this
@@ -156,12 +148,11 @@ class NearestNeighbour(Captioner):
             raise UserError("nearest-neighbour: nothing to save; fit the model first")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        fx = self.extractor()
-        meta = {"family": self.name, "config": self.config, "backbone_digest": fx.digest()}
-        (directory / "config.json").write_text(json.dumps(meta, indent=2))
-        torch.save({"embeddings": self.embeddings.cpu(), "captions": self.captions}, directory / "index.pt")
-        if fx.is_random:  # a random backbone is part of the model: keep it so a reload gives the same captions
-            torch.save(fx.backbone_state(), directory / "backbone.pt")
+        meta = {"family": self.name, "config": self.config, "backbone_digest": self.extractor().digest()}
+        write_atomic(directory / "config.json", json.dumps(meta, indent=2))
+        with atomic_target(directory / "index.pt") as tmp:
+            torch.save({"embeddings": self.embeddings.cpu(), "captions": self.captions}, tmp)
+        self.save_backbone(directory)
 
     @classmethod
     def load(cls, directory: Path, **overrides: Any) -> "NearestNeighbour":
@@ -171,9 +162,7 @@ class NearestNeighbour(Captioner):
         if not (directory / "index.pt").is_file():
             raise UserError(f"{directory}: index.pt missing (not a saved nearest-neighbour model)")
         state = torch.load(directory / "index.pt", map_location="cpu", weights_only=True)
-        backbone = directory / "backbone.pt"
-        model.extractor(torch.load(backbone, map_location="cpu", weights_only=True) if backbone.is_file() else None)
-        check_backbone(model.extractor(), cfg.get("backbone_digest"), directory)
+        model.load_backbone(directory, cfg.get("backbone_digest"))
         model.embeddings = state["embeddings"].to(model.device)
         model.captions = [list(c) for c in state["captions"]]
         return model

@@ -36,6 +36,19 @@ def _label(row: Row) -> str:
     return f"{row.label} · {row.subset}" if getattr(row, "subset", None) else row.label
 
 
+def _head(table: Table) -> list[str]:
+    """Column titles of a rendered table (the per-change-type table has no n column)."""
+    head = ["Model", "Type", "Seeds"] + ([] if table.key == "types" else ["n"]) + [column_title(c) for c in table.columns]
+    return head + ([f"p vs {table.baseline}"] if table.baseline is not None else [])
+
+
+def _kind(row: Row, sources: Mapping[str, int] | None) -> str:
+    """"measured", "published", or "published [k]" with the number of its source in the page's source list."""
+    if row.kind == "published" and sources and row.source in sources:
+        return f"published [{sources[row.source]}]"
+    return row.kind
+
+
 # ------------------------------------------------------------------------------------------------------ Markdown
 def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
@@ -44,16 +57,11 @@ def _md_escape(s: str) -> str:
 def table_markdown(table: Table, *, sources: Mapping[str, int] | None = None) -> str:
     """A GitHub Markdown table (no title)."""
     types = table.key == "types"
-    head = ["Model", "Type", "Seeds"] + ([] if types else ["n"]) + [column_title(c) for c in table.columns]
+    head = _head(table)
     show_p = table.baseline is not None
-    if show_p:
-        head.append(f"p vs {table.baseline}")
     lines = ["| " + " | ".join(_md_escape(h) for h in head) + " |", "|" + "---|" * len(head)]
     for r in table.rows:
-        kind = r.kind
-        if r.kind == "published" and sources is not None and r.source in sources:
-            kind = f"published [{sources[r.source]}]"
-        cells = [_md_escape(_label(r)), kind, _seeds(r) or "–"]
+        cells = [_md_escape(_label(r)), _kind(r, sources), _seeds(r) or "–"]
         if not types:
             cells.append("–" if r.n is None else str(r.n))
         cells += [format_cell(r.cells.get(c)) for c in table.columns]
@@ -229,15 +237,11 @@ def _td_cell(cell: Cell | None) -> str:
 def table_html(table: Table, *, sources: Mapping[str, int] | None = None, table_id: str = "") -> str:
     """A sortable HTML table; published rows are tinted and tagged."""
     types = table.key == "types"
-    head = ["Model", "Type", "Seeds"] + ([] if types else ["n"]) + [column_title(c) for c in table.columns]
-    if table.baseline is not None:
-        head.append(f"p vs {table.baseline}")
-    ths = "".join(f'<th class="label">{esc(h)}</th>' if i < 2 else f"<th>{esc(h)}</th>" for i, h in enumerate(head))
+    ths = "".join(f'<th class="label">{esc(h)}</th>' if i < 2 else f"<th>{esc(h)}</th>"
+                  for i, h in enumerate(_head(table)))
     body = []
     for r in table.rows:
-        tag = r.kind
-        if r.kind == "published" and sources and r.source in sources:
-            tag = f"published [{sources[r.source]}]"
+        tag = _kind(r, sources)
         title = f' title="{esc(r.source)}"' if r.source else ""
         tds = [f'<td class="label"{title}>{esc(_label(r))}</td>', f'<td class="label"><span class="tag">{esc(tag)}</span></td>',
                f"<td>{esc(_seeds(r) or '–')}</td>"]

@@ -86,11 +86,29 @@ class RetrievalModel(Protocol):
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model variant: the captioner class and the config that defines the variant (configs are data)."""
+    """A registered model variant: the captioner class and the config that defines the variant (configs are data).
 
-    family: type[Captioner]
+    `family_ref` is the class or ``"module:Class"``, imported on first use of `family`: listing models does not
+    import torch or open_clip.
+
+    >>> spec = ModelSpec("idcbench.models.baselines.most_frequent:MostFrequent", {"per_kind": True})
+    >>> spec.family.__name__
+    'MostFrequent'
+    """
+
+    family_ref: type[Captioner] | str
     config: dict[str, Any]
     description: str = ""
+
+    @property
+    def family(self) -> type[Captioner]:
+        ref = self.family_ref
+        if isinstance(ref, str):
+            import importlib
+
+            module, _, name = ref.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return ref
 
     def create(self, **overrides: Any) -> Captioner:
         return self.family(deep_merge(self.config, overrides))

@@ -56,3 +56,20 @@ def test_project_registries_load_their_plugins():
     assert "clip4idc" in MODELS.names()
     assert "shapes" in DATASETS.names()
     assert "CIDEr-D" in METRICS.names()
+
+
+def test_listing_models_imports_no_model_code():
+    """`idcbench list models` reads names and descriptions only: torch and open_clip load when a model is built."""
+    import subprocess
+    import sys
+
+    code = ("import sys, idcbench.models\n"
+            "from idcbench.registry import MODELS\n"
+            "assert len(MODELS.names()) >= 11 and all(e.description for e in MODELS.entries())\n"
+            "print(sorted(m for m in ('torch', 'open_clip', 'idcbench.models.clip4idc.captioner') if m in sys.modules))\n"
+            "from idcbench.captioner import create_model\n"
+            "create_model('clip4idc-tiny', pretrained=None)\n"
+            "print(sorted(m for m in ('torch', 'open_clip', 'idcbench.models.clip4idc.captioner') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "['idcbench.models.clip4idc.captioner', 'open_clip', 'torch']"

@@ -46,6 +46,22 @@ def test_matches_brute_force_with_ties(seed):
         assert got[key] == pytest.approx(value), key
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_brute_force_with_caption_less_pairs(seed):
+    """Some pairs have no caption (CLEVR-Change's distractors): they are text->pair candidates, not pair->text
+    queries or candidates; the others have one to several captions."""
+    g = torch.Generator().manual_seed(100 + seed)
+    n_pairs = 16
+    captioned = sorted(torch.randperm(n_pairs, generator=g)[:10].tolist())
+    owner = sorted(captioned + [captioned[i] for i in torch.randint(0, 10, (25,), generator=g).tolist()])
+    sim = torch.randint(0, 4, (len(owner), n_pairs), generator=g).float()
+    got = retrieval_metrics(sim, owner)
+    want = brute_force(sim.tolist(), owner)
+    assert got["n_pairs"] == n_pairs and got["n_captions"] == len(owner)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value), key
+
+
 def test_pairs_without_captions_are_candidates_only_for_t2p():
     sim = torch.tensor([[0.5, 0.9, 0.1], [0.2, 0.1, 0.3]])
     got = retrieval_metrics(sim, [0, 0])

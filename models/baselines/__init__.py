@@ -18,24 +18,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from idcbench.captioner import Captioner, ModelSpec
-from idcbench.models.baselines.duda import DUDA
-from idcbench.models.baselines.most_frequent import MostFrequent
-from idcbench.models.baselines.nearest_neighbour import NearestNeighbour
+from typing import Any
+
+from idcbench.captioner import ModelSpec
 from idcbench.registry import MODELS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-FAMILIES: dict[str, type[Captioner]] = {"most-frequent": MostFrequent, "nearest-neighbour": NearestNeighbour,
-                                        "duda": DUDA}
+# family -> "module:Class", imported when a variant is built (DUDA and nearest-neighbour need torch and open_clip)
+FAMILIES: dict[str, str] = {"most-frequent": "idcbench.models.baselines.most_frequent:MostFrequent",
+                            "nearest-neighbour": "idcbench.models.baselines.nearest_neighbour:NearestNeighbour",
+                            "duda": "idcbench.models.baselines.duda:DUDA"}
+
+
+def __getattr__(name: str) -> Any:
+    for ref in FAMILIES.values():
+        if ref.endswith(f":{name}"):
+            return ModelSpec(ref, {}).family
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _register() -> None:
     for path in sorted(CONFIG_DIR.glob("*.json")):
         spec = json.loads(path.read_text())
-        family = FAMILIES[spec["family"]]
-        description = spec.get("description") or family.__doc__.strip().split("\n")[0]
-        MODELS.add(path.stem, ModelSpec(family, dict(spec.get("config", {})), description), description=description,
-                   aliases=tuple(spec.get("aliases", ())))
+        if spec["family"] not in FAMILIES:
+            raise ValueError(f"{path}: unknown family {spec['family']!r} (known: {', '.join(FAMILIES)})")
+        if not spec.get("description"):
+            raise ValueError(f"{path}: every variant needs a description (`idcbench list models` shows it)")
+        MODELS.add(path.stem, ModelSpec(FAMILIES[spec["family"]], dict(spec.get("config", {})), spec["description"]),
+                   description=spec["description"], aliases=tuple(spec.get("aliases", ())))
 
 
 _register()

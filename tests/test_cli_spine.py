@@ -42,3 +42,22 @@ def test_doctor_reports_java_and_spice():
     out = run_cli("doctor")
     assert out.returncode == 0, out.stderr
     assert "java" in out.stdout and "SPICE" in out.stdout
+
+
+def test_doctor_java_check_on_a_java_that_does_not_run(tmp_path, monkeypatch):
+    import os
+
+    from idcbench import doctor
+    from idcbench.metrics import _java
+
+    fake = tmp_path / "java"
+    fake.write_text("#!/bin/sh\necho 'Error: could not find libjava.so' >&2\nexit 1\n")  # a broken install
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    _java.java_version_text.cache_clear()
+    try:
+        check = doctor.java_check()
+        assert not check.ok and str(fake) in check.detail and "reinstall" in check.detail
+        assert _java.java_major_version(str(fake)) is None
+    finally:
+        _java.java_version_text.cache_clear()

@@ -58,6 +58,8 @@ def java_version_text(java: str) -> str | None:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
+    if out.returncode != 0:  # e.g. a broken install: it prints an error, not a version
+        return None
     return (out.stderr or out.stdout).strip() or None
 
 

@@ -109,7 +109,7 @@ def test_bench_pycocoevalcap(benchmark):
 
 def bootstrap_rows():
     """per_sample.jsonl-like rows of the benchmark corpus (lower-cased words stand in for PTB tokens; the METEOR
-    statistics are made up but well-formed): what the leaderboard's bootstrap rescored."""
+    statistics are made up but well-formed), as `Rescorer` reads them."""
     from idcbench.metrics import bleu
 
     preds, refs, _ = make_report_inputs()
@@ -133,8 +133,8 @@ def run_bootstrap(rescorer, resamples: int = 20, seed: int = 0):
 
 
 def test_bench_rescore(benchmark):
-    """20 resamples of 7,970 rows rescored exactly (`Rescorer`, all COCO metrics): the leaderboard's fallback for
-    rows without a vectorised statistic (`idcbench.bootstrap_metrics` does 1,000 in seconds)."""
+    """20 resamples of 7,970 rows rescored exactly (`Rescorer`, all COCO metrics, pycocoevalcap's digits); the
+    leaderboard's intervals use the vectorised `idcbench.bootstrap_metrics` instead (1,000 resamples in seconds)."""
     from idcbench.scoring import Rescorer
 
     rescorer = Rescorer(bootstrap_rows())

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from idcbench.bootstrap import counts
+from idcbench.metrics import bleu, meteor
 from idcbench.metrics.bleu import SMALL, TINY
 
 
@@ -35,8 +36,6 @@ class BleuStatistic:
     """Corpus BLEU-`order` (1..4) as pycocoevalcap computes it (``option='closest'``)."""
 
     def __init__(self, hyps: Sequence[str], refs: Sequence[Sequence[str]], order: int = 4):
-        from idcbench.metrics import bleu
-
         self._set([bleu.stats(hyp, list(rs)) for hyp, rs in zip(hyps, refs, strict=True)], order)
 
     @classmethod
@@ -192,12 +191,8 @@ class MeteorStatistic:
     `idcbench.metrics.meteor.aggregate` of the resample's summed `summable` rows."""
 
     def __init__(self, stats: Sequence[str | Sequence[float]]):
-        from idcbench.metrics import meteor
-
         self.table = meteor.summable_table(stats).astype(np.int64)
 
     def __call__(self, idx: np.ndarray) -> np.ndarray:
-        from idcbench.metrics import meteor
-
         totals = (counts(idx, len(self.table)) @ self.table).astype(np.float64)  # (B, 23), exact integer sums
-        return meteor.aggregate(totals.reshape(-1, self.table.shape[1]))
+        return meteor.aggregate(totals)

@@ -239,8 +239,8 @@ def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.St
     """A vectorised bootstrap statistic (0-1 scale) of `metric` over these samples, or None if they lack the data.
 
     Means of per-example scores for ROUGE-L, SPICE and BERTScore; BLEU from per-example counts; CIDEr-D and
-    METEOR recomputed from tokens / METEOR statistics (`idcbench.bootstrap_metrics`); otherwise
-    `idcbench.scoring.Rescorer` once per resample.
+    METEOR recomputed from tokens / METEOR statistics (`idcbench.bootstrap_metrics`). The rows that `save_report`
+    writes carry all of these; rows without them (or SPICE / BERTScore without per-sample scores) get no interval.
     """
     from idcbench import bootstrap_metrics as bm
 
@@ -270,25 +270,7 @@ def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.St
                 return bm.MeteorStatistic(lines)
             except ValueError:
                 pass
-    return _rescore_statistic(samples, metric)
-
-
-def _rescore_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.Statistic | None:
-    from idcbench.scoring import Rescorer
-
-    rescorer = Rescorer(samples)
-    everything = np.arange(len(rescorer.rows))
-    try:  # fails fast (UserError / KeyError) when the rows lack what this metric needs
-        if rescorer.score(everything, [metric]).get(metric) is None:
-            return None
-    except (UserError, KeyError, ValueError, TypeError):
-        return None
-
-    def corpus(ix: np.ndarray) -> float:
-        v = rescorer.score(ix, [metric]).get(metric)
-        return float("nan") if v is None else float(v)
-
-    return bs.per_resample(corpus)
+    return None
 
 
 def retrieval_statistic(run_dir: Path, metric: str) -> tuple[list[str], bs.Statistic] | None:

@@ -525,7 +525,7 @@ def score_retrieval(model: Any, examples: Sequence[Example], *, batch_size: int,
     per-pair ranks behind them."""
     import torch
 
-    from idcbench.metrics.retrieval import per_example_ranks, retrieval_metrics, similarity
+    from idcbench.metrics.retrieval import per_example_ranks, similarity
 
     chosen = retrieval_examples(examples)
     if len(chosen) < 2:
@@ -535,9 +535,10 @@ def score_retrieval(model: Any, examples: Sequence[Example], *, batch_size: int,
         sim, owner, kept = similarity(model, chosen, batch_size=batch_size)
     reporter.advance("retrieval", 1)
     reporter.end("retrieval")
-    result: dict[str, Any] = dict(retrieval_metrics(sim, owner))
+    metrics, rows = per_example_ranks(sim, owner, [e.id for e in kept])
+    result: dict[str, Any] = dict(metrics)
     result["subset"] = "semantic" if any(e.tags.get("kind") for e in chosen) else "total"
-    return result, per_example_ranks(sim, owner, [e.id for e in kept])
+    return result, rows
 
 
 def _score(predictions: dict[str, str], references: dict[str, list[str]], subsets: dict[str, list[str]],

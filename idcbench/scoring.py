@@ -430,12 +430,11 @@ class Rescorer:
         except KeyError:
             raise UserError(f"cannot rescore {what}: some samples have no per-sample {what} score") from None
 
-    def score(self, idx: np.ndarray, metrics: Sequence[str]) -> dict[str, float]:
-        """Scores of the resample ``rows[idx]`` (order matters only for the means' last bits: ``np.mean`` in that
-        order is what pycocoevalcap computes)."""
+    def score(self, idx: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+        """Scores (canonical metric `names`, see `resolve_metrics`) of the resample ``rows[idx]`` (order matters only
+        for the means' last bits: ``np.mean`` in that order is what pycocoevalcap computes)."""
         from idcbench.metrics import bleu, meteor
 
-        names = resolve_metrics(metrics)
         idx = np.asarray(idx, dtype=np.int64)
         if not len(idx):
             raise ValueError("rescore of an empty sample")
@@ -463,8 +462,7 @@ class Rescorer:
 
 def rescore(samples: Sequence[dict], metrics: Sequence[str]) -> dict[str, float]:
     """Corpus metrics (0-1 scale) of a multiset of sample rows (`load_samples` rows; a row present k times counts
-    as k documents), without Java: `Rescorer` on these rows. A bootstrap should build one `Rescorer` and score
-    index vectors, so that each row is prepared once."""
-    if not samples:
-        raise ValueError("rescore of an empty sample")
-    return Rescorer(samples).score(np.arange(len(samples)), metrics)
+    as k documents), without Java: `Rescorer` on these rows. To score many resamples of one list of rows, build
+    one `Rescorer` and score index vectors (each row is prepared once); the leaderboard's intervals use the
+    vectorised statistics of `idcbench.bootstrap_metrics` instead."""
+    return Rescorer(samples).score(np.arange(len(samples)), resolve_metrics(metrics))

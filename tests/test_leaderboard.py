@@ -293,7 +293,8 @@ def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
     sim[0] = sim[1]  # ties count against the query
     want = retrieval_metrics(sim, owner)
     ids = [f"p{j:03d}" for j in range(n_pairs)]
-    rows = per_example_ranks(sim, owner, ids)
+    same, rows = per_example_ranks(sim, owner, ids)
+    assert same == want
     (run / RETRIEVAL_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))  # order does not matter
     metrics = _metrics(run)
     metrics["retrieval"] = {k: want[k] for k in ("t2p_R@1", "p2t_R@1")}

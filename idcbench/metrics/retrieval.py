@@ -70,27 +70,35 @@ def query_ranks(sim: Any, text_pair: Sequence[int]) -> tuple[torch.Tensor, torch
 
 def retrieval_metrics(sim: Any, text_pair: Sequence[int]) -> dict[str, float]:
     """Both directions' R@1/5/10, MedR, MeanR (percent for R@K) from a captions x pairs similarity matrix."""
-    t2p, p2t, _ = query_ranks(sim, text_pair)
+    return _metrics(query_ranks(sim, text_pair), torch.as_tensor(sim).shape[1])
+
+
+def _metrics(ranks: tuple[torch.Tensor, torch.Tensor, torch.Tensor], n_pairs: int) -> dict[str, float]:
+    t2p, p2t, _ = ranks
     out = _summary(t2p, "t2p")
     out.update(_summary(p2t, "p2t"))
-    out["n_captions"], out["n_pairs"] = float(t2p.numel()), float(torch.as_tensor(sim).shape[1])
+    out["n_captions"], out["n_pairs"] = float(t2p.numel()), float(n_pairs)
     return out
 
 
-def per_example_ranks(sim: Any, text_pair: Sequence[int], ids: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per pair: its id, the text->pair ranks of its captions and its own pair->text rank (what the
-    bootstrap of R@K resamples). `ids[j]` names pair j.
+def per_example_ranks(sim: Any, text_pair: Sequence[int], ids: Sequence[str]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """`retrieval_metrics` and, from the same ranks, one row per pair: its id, the text->pair ranks of its captions
+    and its own pair->text rank (what the bootstrap of R@K resamples). `ids[j]` names pair j.
 
-    >>> per_example_ranks(torch.tensor([[0.9, 0.9], [0.1, 0.8], [0.7, 0.2]]), [0, 1, 1], ["a", "b"])
+    >>> metrics, rows = per_example_ranks(torch.tensor([[0.9, 0.9], [0.1, 0.8], [0.7, 0.2]]), [0, 1, 1], ["a", "b"])
+    >>> rows
     [{'id': 'a', 't2p': [2], 'p2t': 1}, {'id': 'b', 't2p': [1, 2], 'p2t': 2}]
+    >>> metrics["t2p_R@1"] == retrieval_metrics(torch.tensor([[0.9, 0.9], [0.1, 0.8], [0.7, 0.2]]), [0, 1, 1])["t2p_R@1"]
+    True
     """
-    t2p, p2t, queried = query_ranks(sim, text_pair)
+    ranks = query_ranks(sim, text_pair)
+    t2p, p2t, queried = ranks
     rows = [{"id": str(i), "t2p": [], "p2t": None} for i in ids]
     for rank, j in zip(t2p.tolist(), text_pair):
         rows[j]["t2p"].append(int(rank))
     for rank, j in zip(p2t.tolist(), queried.tolist()):
         rows[j]["p2t"] = int(rank)
-    return rows
+    return _metrics(ranks, len(ids)), rows
 
 
 def evaluate_retrieval(model: Any, examples: Sequence[Any], *, batch_size: int = 64) -> dict[str, float]:

@@ -30,6 +30,14 @@ def atomic_target(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def torch_save_atomic(obj: object, path: str | Path) -> None:
+    """``torch.save`` through `atomic_target`: a crash leaves the old file or the new one."""
+    import torch
+
+    with atomic_target(path) as tmp:
+        torch.save(obj, tmp)
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write a whole file so that a reader (or a crash) sees the old content or the new one, never a mix."""
     mode = "wb" if isinstance(data, bytes) else "w"

@@ -50,8 +50,8 @@ import torch.nn.functional as F
 from idcbench.captioner import Captioner, FitContext
 from idcbench.data import Example
 from idcbench.errors import UserError, read_json
-from idcbench.files import atomic_target, write_atomic
-from idcbench.models.baselines.features import FrozenBackbone, FrozenFeatures, pair_paths
+from idcbench.files import torch_save_atomic, write_atomic
+from idcbench.models.baselines.features import FrozenBackbone, pair_paths
 from idcbench.models.baselines.text import Vocabulary, corpus_cider_d
 
 DEFAULTS: dict[str, Any] = {
@@ -192,11 +192,6 @@ class DUDANet(nn.Module):
         return torch.stack(out, 1)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    with atomic_target(path) as tmp:
-        torch.save(obj, tmp)
-
-
 class DUDA(FrozenBackbone, Captioner):
     """DUDA (Park et al., ICCV 2019): dual attention + dynamic speaker LSTM on frozen open_clip feature grids."""
 
@@ -207,7 +202,6 @@ class DUDA(FrozenBackbone, Captioner):
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__({**DEFAULTS, **(config or {})})
         self.device = self.config["device"]
-        self._fx: FrozenFeatures | None = None
         self.vocab: Vocabulary | None = None
         self.net: DUDANet | None = None
         self.history: list[dict[str, float]] = []
@@ -221,9 +215,7 @@ class DUDA(FrozenBackbone, Captioner):
         return feats, index[: len(before)], index[len(before):]
 
     def to(self, device: str) -> "DUDA":
-        self.device = device
-        if self._fx is not None:
-            self._fx.to(device)
+        self.move_backbone(device)
         if self.net is not None:
             self.net.to(device)
         return self
@@ -318,7 +310,7 @@ class DUDA(FrozenBackbone, Captioner):
                 best_state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
             self.history.append(record)
             ctx.progress("epoch", epoch + 1, epochs, **record)
-            _atomic_save({"fingerprint": fingerprint, "epoch": epoch, "net": self.net.state_dict(),
+            torch_save_atomic({"fingerprint": fingerprint, "epoch": epoch, "net": self.net.state_dict(),
                           "opt": opt.state_dict(), "sched": sched.state_dict(), "best": best,
                           "best_state": best_state, "history": self.history}, state_path)
         if best_state is not None:
@@ -354,7 +346,7 @@ class DUDA(FrozenBackbone, Captioner):
                 "backbone_digest": self.extractor().digest()}
         write_atomic(directory / "config.json", json.dumps(meta, indent=2))
         write_atomic(directory / "vocab.json", json.dumps(self.vocab.itos))
-        _atomic_save({k: v.cpu() for k, v in self.net.state_dict().items()}, directory / "weights.pt")
+        torch_save_atomic({k: v.cpu() for k, v in self.net.state_dict().items()}, directory / "weights.pt")
         self.save_backbone(directory)
 
     def _in_dim(self) -> int:
@@ -372,5 +364,5 @@ class DUDA(FrozenBackbone, Captioner):
         model.net.load_state_dict(torch.load(directory / "weights.pt", map_location="cpu", weights_only=True))
         model.net.to(model.device).eval()
         model.history = meta.get("history", [])
-        model.load_backbone(directory, meta.get("backbone_digest"))
+        model.restore_backbone(directory, meta.get("backbone_digest"))
         return model

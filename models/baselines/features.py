@@ -58,25 +58,9 @@ def load_backbone(name: str, pretrained: str | None, *, seed: int = 0,
             pretrained = None
         else:  # the shipped weights or a compact file from `idcbench pretrain-clip`
             return tinyclip.create_tiny_clip(pretrained).eval(), False
-    if pretrained is None:
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # open_clip warns that the model is random: here that is the request
-        try:
-            model = open_clip.create_model(name, pretrained=None)
-        finally:
-            root.setLevel(level)
-        return model.eval(), True
-    from idcbench.models.clip4idc.backbone import resolve_pretrained, tag_quick_gelu
+    from idcbench.models.clip4idc.backbone import create_clip
 
-    file = resolve_pretrained(name, pretrained)  # a local file or a cached tag, never a download; else a UserError
-    if quick_gelu is None:
-        quick_gelu = tag_quick_gelu(name, pretrained)
-    try:
-        model = open_clip.create_model(name, pretrained=str(file), force_quick_gelu=bool(quick_gelu))
-    except Exception as e:  # wrong architecture, corrupt file
-        raise UserError(f"cannot load weights {file} into open_clip {name}: {e}") from None
-    return model.eval(), False
+    return create_clip(name, pretrained, quick_gelu=quick_gelu).eval(), pretrained is None
 
 
 class FrozenFeatures:
@@ -202,16 +186,23 @@ class FrozenBackbone:
                                       state_dict=state_dict, quick_gelu=c["quick_gelu"])
         return self._fx
 
+    def move_backbone(self, device: str) -> None:
+        """Set the model's device and move the backbone (if built) there."""
+        self.device = device
+        if self._fx is not None:
+            self._fx.to(device)
+
     def save_backbone(self, directory: Path) -> None:
         """Keep a random backbone with the model, so that a reload gives the same captions."""
-        from idcbench.files import atomic_target
+        from idcbench.files import torch_save_atomic
 
         fx = self.extractor()
         if fx.is_random:
-            with atomic_target(Path(directory) / BACKBONE_FILE) as tmp:
-                torch.save(fx.backbone_state(), tmp)
+            torch_save_atomic(fx.backbone_state(), Path(directory) / BACKBONE_FILE)
 
-    def load_backbone(self, directory: Path, digest: str | None) -> None:
+    def restore_backbone(self, directory: Path, digest: str | None) -> None:
+        """The backbone a saved model was trained with: its saved random weights, or the pretrained ones by name
+        (refused when their digest differs)."""
         path = Path(directory) / BACKBONE_FILE
         self.extractor(torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None)
         check_backbone(self.extractor(), digest, directory)

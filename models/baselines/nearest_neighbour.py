@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from idcbench.captioner import Captioner, FitContext
 from idcbench.data import Example
 from idcbench.errors import UserError, read_json
-from idcbench.files import atomic_target, write_atomic
-from idcbench.models.baselines.features import FrozenBackbone, FrozenFeatures, pair_paths
+from idcbench.files import torch_save_atomic, write_atomic
+from idcbench.models.baselines.features import FrozenBackbone, pair_paths
 from idcbench.models.baselines.text import consensus_choice, document_frequency, tokenize
 
 DEFAULTS: dict[str, Any] = {
@@ -80,7 +80,6 @@ class NearestNeighbour(FrozenBackbone, Captioner):
         if len(self.config["parts"]) != 3:
             raise UserError("nearest-neighbour: parts must give 3 weights (before, after, difference)")
         self.device = self.config["device"]
-        self._fx: FrozenFeatures | None = None
         self.embeddings: torch.Tensor | None = None
         self.captions: list[list[str]] = []
         self._df: tuple[dict, float] | None = None
@@ -101,9 +100,7 @@ class NearestNeighbour(FrozenBackbone, Captioner):
 
     # -- interface ----------------------------------------------------------------------------------------------
     def to(self, device: str) -> "NearestNeighbour":
-        self.device = device
-        if self._fx is not None:
-            self._fx.to(device)
+        self.move_backbone(device)
         if self.embeddings is not None:
             self.embeddings = self.embeddings.to(device)
         return self
@@ -150,8 +147,7 @@ class NearestNeighbour(FrozenBackbone, Captioner):
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"family": self.name, "config": self.config, "backbone_digest": self.extractor().digest()}
         write_atomic(directory / "config.json", json.dumps(meta, indent=2))
-        with atomic_target(directory / "index.pt") as tmp:
-            torch.save({"embeddings": self.embeddings.cpu(), "captions": self.captions}, tmp)
+        torch_save_atomic({"embeddings": self.embeddings.cpu(), "captions": self.captions}, directory / "index.pt")
         self.save_backbone(directory)
 
     @classmethod
@@ -162,7 +158,7 @@ class NearestNeighbour(FrozenBackbone, Captioner):
         if not (directory / "index.pt").is_file():
             raise UserError(f"{directory}: index.pt missing (not a saved nearest-neighbour model)")
         state = torch.load(directory / "index.pt", map_location="cpu", weights_only=True)
-        model.load_backbone(directory, cfg.get("backbone_digest"))
+        model.restore_backbone(directory, cfg.get("backbone_digest"))
         model.embeddings = state["embeddings"].to(model.device)
         model.captions = [list(c) for c in state["captions"]]
         return model

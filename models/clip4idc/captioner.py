@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from idcbench.captioner import Captioner, FitContext, deep_merge
 from idcbench.data import Example, Pair
 from idcbench.errors import UserError
-from idcbench.files import atomic_target, write_atomic
+from idcbench.files import torch_save_atomic, write_atomic
 
 DEFAULTS: dict[str, Any] = {
     "arch": "pair",                 # "pair" = CLIP4IDC, "diff" = clip-diff (frozen per-image encoder)
@@ -276,8 +276,7 @@ class Clip4IDC(Captioner):
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_target(directory / "model.pt") as tmp:
-            torch.save(self.weights(), tmp)
+        torch_save_atomic(self.weights(), directory / "model.pt")
         write_atomic(directory / "config.json",
                      json.dumps({"family": "clip4idc", "config": dict(self.config, init=None)}, indent=2) + "\n")
 

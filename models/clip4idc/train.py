@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from idcbench.data import Example
 from idcbench.distributed import barrier
-from idcbench.files import atomic_target
+from idcbench.files import torch_save_atomic
 from idcbench.models.clip4idc import pairs as P
 from idcbench.models.clip4idc.dist import average_gradients, gather_with_grad, is_distributed
 from idcbench.models.clip4idc.optim import BertAdam, freeze_official, param_groups
@@ -51,11 +51,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    with atomic_target(path) as tmp:
-        torch.save(obj, tmp)
 
 
 def _val_subset(val: Sequence[Example], limit: int | None) -> list[Example]:
@@ -205,7 +200,7 @@ class StageRunner:
             if better:
                 state["best"], state["bad_epochs"] = score, 0
                 if self.rank == 0:
-                    _save_atomic(m.weights(), self.best)
+                    torch_save_atomic(m.weights(), self.best)
             else:
                 state["bad_epochs"] += 1
             self.ctx.progress(f"stage{self.stage}-val", state["epoch"] + 1, epochs, score=float(score))
@@ -225,7 +220,7 @@ class StageRunner:
 
     def _save(self, net, opt, state) -> None:
         if self.rank == 0:
-            _save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
+            torch_save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
                           "state": dict(state)}, self.last)
 
 

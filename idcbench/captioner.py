@@ -102,16 +102,34 @@ class ModelSpec:
 
     @property
     def family(self) -> type[Captioner]:
-        ref = self.family_ref
-        if isinstance(ref, str):
-            import importlib
+        import pkgutil
 
-            module, _, name = ref.partition(":")
-            return getattr(importlib.import_module(module), name)
-        return ref
+        return pkgutil.resolve_name(self.family_ref) if isinstance(self.family_ref, str) else self.family_ref
 
     def create(self, **overrides: Any) -> Captioner:
         return self.family(deep_merge(self.config, overrides))
+
+
+def register_variants(config_dir: Path, families: Mapping[str, str], default_family: str | None = None) -> None:
+    """Register every ``*.json`` in `config_dir` as a model variant (configs are data). A file names its
+    ``family`` (a key of `families`, whose values are ``"module:Class"``; `default_family` when absent), its
+    ``description`` (required: `idcbench list models` shows it), optional ``name`` (default: the file stem) and
+    ``aliases``, and its config keys, either under ``config`` or at the top level."""
+    import json
+
+    from idcbench.registry import MODELS
+
+    meta = ("name", "description", "family", "aliases", "config")
+    for path in sorted(Path(config_dir).glob("*.json")):
+        data = json.loads(path.read_text())
+        family = data.get("family", default_family)
+        if family not in families:
+            raise ValueError(f"{path}: unknown family {family!r} (known: {', '.join(families)})")
+        if not data.get("description"):
+            raise ValueError(f"{path}: every variant needs a description (`idcbench list models` shows it)")
+        config = data["config"] if "config" in data else {k: v for k, v in data.items() if k not in meta}
+        MODELS.add(data.get("name", path.stem), ModelSpec(families[family], dict(config), data["description"]),
+                   description=data["description"], aliases=tuple(data.get("aliases", ())))
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

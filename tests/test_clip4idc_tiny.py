@@ -101,7 +101,7 @@ def test_stage1_to_stage2_hand_over_keeps_the_encoder(shapes_data, tmp_path):
 
 
 def test_save_and_reload_caption_identically(shapes_data, tmp_path):
-    from idcbench.models.clip4idc import Clip4IDC
+    from idcbench.models.clip4idc.captioner import Clip4IDC
 
     train, val = shapes_data
     m = tiny(stages=[2], stage2={"max_steps": 3, "batch_size": 4, "val_max_pairs": 2})

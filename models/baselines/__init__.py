@@ -15,13 +15,9 @@ Registered models (variants are the JSON files in ``configs/``; keys there overr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from typing import Any
-
-from idcbench.captioner import ModelSpec
-from idcbench.registry import MODELS
+from idcbench.captioner import register_variants
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 # family -> "module:Class", imported when a variant is built (DUDA and nearest-neighbour need torch and open_clip)
@@ -29,25 +25,6 @@ FAMILIES: dict[str, str] = {"most-frequent": "idcbench.models.baselines.most_fre
                             "nearest-neighbour": "idcbench.models.baselines.nearest_neighbour:NearestNeighbour",
                             "duda": "idcbench.models.baselines.duda:DUDA"}
 
+register_variants(CONFIG_DIR, FAMILIES)
 
-def __getattr__(name: str) -> Any:
-    for ref in FAMILIES.values():
-        if ref.endswith(f":{name}"):
-            return ModelSpec(ref, {}).family
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _register() -> None:
-    for path in sorted(CONFIG_DIR.glob("*.json")):
-        spec = json.loads(path.read_text())
-        if spec["family"] not in FAMILIES:
-            raise ValueError(f"{path}: unknown family {spec['family']!r} (known: {', '.join(FAMILIES)})")
-        if not spec.get("description"):
-            raise ValueError(f"{path}: every variant needs a description (`idcbench list models` shows it)")
-        MODELS.add(path.stem, ModelSpec(FAMILIES[spec["family"]], dict(spec.get("config", {})), spec["description"]),
-                   description=spec["description"], aliases=tuple(spec.get("aliases", ())))
-
-
-_register()
-
-__all__ = ["DUDA", "MostFrequent", "NearestNeighbour", "FAMILIES", "CONFIG_DIR"]
+__all__ = ["FAMILIES", "CONFIG_DIR"]

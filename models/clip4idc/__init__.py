@@ -12,30 +12,14 @@ True
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from typing import Any
-
-from idcbench.captioner import ModelSpec
-from idcbench.registry import MODELS
+from idcbench.captioner import register_variants
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-FAMILY = "idcbench.models.clip4idc.captioner:Clip4IDC"  # imported when a variant is built (torch, open_clip)
+# imported when a variant is built (torch, open_clip); the class and DEFAULTS live in `.captioner`
+FAMILIES = {"clip4idc": "idcbench.models.clip4idc.captioner:Clip4IDC"}
 
-__all__ = ["Clip4IDC", "DEFAULTS", "CONFIG_DIR"]
+register_variants(CONFIG_DIR, FAMILIES, default_family="clip4idc")
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("Clip4IDC", "DEFAULTS"):
-        from idcbench.models.clip4idc import captioner
-
-        return getattr(captioner, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-for _path in sorted(CONFIG_DIR.glob("*.json")):
-    _data = json.loads(_path.read_text())
-    _cfg = {k: v for k, v in _data.items() if k not in ("name", "description")}
-    MODELS.add(_data.get("name", _path.stem), ModelSpec(FAMILY, _cfg, _data.get("description", "")),
-               description=_data.get("description", ""))
+__all__ = ["CONFIG_DIR", "FAMILIES"]

@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(PY) -m idcbench demo
 
 test: $(STAMP)
-	$(PY) -m pytest tests idcbench -q --doctest-modules
+	$(PY) -m pytest tests -q
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -q -o python_files="bench_*.py" --benchmark-only --benchmark-columns=min,median,max,rounds

@@ -24,7 +24,7 @@ def java_check() -> Check:
     if text is None:
         return Check("java", False, f"{java} does not run (`java -version` failed): reinstall it, e.g. "
                      "sudo apt-get install -y default-jre-headless")
-    return Check("java", True, f"{java}: {text.splitlines()[0]}")
+    return Check("java", True, f"{java}: {text}")
 
 
 def torch_check() -> Check:

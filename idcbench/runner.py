@@ -254,8 +254,7 @@ def _java_version() -> str | None:
     from idcbench.metrics._java import java_version_text
 
     java = shutil.which("java")
-    text = java_version_text(java) if java else None
-    return text.splitlines()[0] if text else None
+    return java_version_text(java) if java else None
 
 
 def _version(dist: str) -> str | None:

@@ -130,3 +130,20 @@ def test_missing_and_unexpected_names_are_errors(names, model, tmp_path):
     torch.save(state, tmp_path / "bad.bin")
     with pytest.raises(UserError, match=r"1 missing \(clip.visual.ln_mid.bias\); 1 unexpected \(clip.visual.extra\)"):
         model.load_checkpoint(tmp_path / "bad.bin")
+
+
+def test_freeze_official_freezes_exactly_the_quirks_list():
+    """conv1, class / positional embeddings, ln_pre and the text embeddings; never the pair encoder's new parameters."""
+    import open_clip
+
+    import idcbench.models.tinyclip  # noqa: F401  (registers idc-tiny-vit)
+    from idcbench.models.clip4idc.model import Clip4IDCNet
+    from idcbench.models.clip4idc.optim import freeze_official
+
+    quirk = {"positional_embedding", "visual.class_embedding", "visual.positional_embedding", "visual.conv1.weight",
+             "visual.ln_pre.weight", "visual.ln_pre.bias"}
+    net = Clip4IDCNet(open_clip.create_model("idc-tiny-vit"))
+    assert set(freeze_official(net)) == quirk | {"token_embedding.weight"}
+    assert {n for n, p in net.clip.named_parameters() if not p.requires_grad} == quirk | {"token_embedding.weight"}
+    spot = Clip4IDCNet(open_clip.create_model("idc-tiny-vit"))
+    assert set(freeze_official(spot, train_token_embedding=True)) == quirk

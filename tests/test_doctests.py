@@ -1,6 +1,6 @@
-"""The examples in the docstrings of `models/` and `datasets/` run (those of `idcbench/` run through
-`--doctest-modules` in `make test`; these two folders are installed as `idcbench.models` / `idcbench.datasets`,
-so pytest cannot import them by path)."""
+"""The examples in the docstrings of every idcbench module run: `idcbench/`, and `models/` and `datasets/`, which
+are installed as `idcbench.models` / `idcbench.datasets` (so pytest's `--doctest-modules` cannot import them by
+path). One mechanism, so plain `pytest` runs them all."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ import pkgutil
 
 import pytest
 
+import idcbench
 import idcbench.datasets
 import idcbench.models
 
 
 def _modules_with_examples() -> list[str]:
-    names = []
-    for pkg in (idcbench.models, idcbench.datasets):
+    names = set()
+    for pkg in (idcbench, idcbench.models, idcbench.datasets):
         for name in [pkg.__name__, *(m.name for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."))]:
+            if name.endswith("__main__"):  # importing it runs the CLI
+                continue
             tests = doctest.DocTestFinder().find(importlib.import_module(name))
             if any(not e.options.get(doctest.SKIP) for t in tests for e in t.examples):
-                names.append(name)
+                names.add(name)
     return sorted(names)
 
 

@@ -81,6 +81,13 @@ def test_shapes_clip4idc_tiny_run_reuse_kill_resume_torchrun(shapes_root, tmp_pa
     assert semantic and all(e.kind == "semantic" for e in semantic)
     direct = evaluate_retrieval(model, semantic, batch_size=2)
     assert {k: metrics["retrieval"][k] for k in direct} == pytest.approx(direct)
+    # the per-pair ranks behind them (what the leaderboard resamples): one row per semantic pair, same R@1
+    rows = [json.loads(line) for line in (run / scoring.RETRIEVAL_FILE).read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted(e.id for e in semantic)
+    t2p = [rank for r in rows for rank in r["t2p"]]
+    assert len(t2p) == direct["n_captions"]
+    assert 100.0 * sum(rank <= 1 for rank in t2p) / len(t2p) == pytest.approx(direct["t2p_R@1"])
+    assert 100.0 * sum(r["p2t"] <= 1 for r in rows) / len(rows) == pytest.approx(direct["p2t_R@1"])
 
     # 2. the same command again: reused, nothing rewritten
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.is_file()}

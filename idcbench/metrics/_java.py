@@ -53,14 +53,14 @@ def require_jar(path: Path) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def java_version_text(java: str) -> str | None:
-    """What ``java -version`` prints (first line: the runtime and its version), or None when it cannot run."""
+    """The first line of ``java -version`` (the runtime and its version, e.g. ``openjdk version "17.0.9" ...``), or
+    None when it cannot run or exits non-zero (a broken install prints an error, not a version)."""
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:  # e.g. a broken install: it prints an error, not a version
-        return None
-    return (out.stderr or out.stdout).strip() or None
+    lines = (out.stderr or out.stdout).strip().splitlines()
+    return lines[0] if out.returncode == 0 and lines else None
 
 
 def java_major_version(java: str) -> int | None:

@@ -124,9 +124,8 @@ def param_groups(net: nn.Module, *, stage: int, lr: float, coef_lr: float, weigh
 def freeze_official(net: nn.Module, *, train_token_embedding: bool = False) -> list[str]:
     """The official `freeze_layer_num=0` quirk: freeze CLIP's conv1, class / positional embeddings, ln_pre, the text
     token / positional embeddings (the token embedding stays trainable on Spot-the-Diff). Returns frozen names."""
-    keep = ("ln_final.", "text_projection", "logit_scale", "visual.ln_post.", "visual.proj", "visual.bef_embedding",
-            "visual.aft_embedding", "visual.joint_positional_embedding", "visual.ln_mid", "visual.transformer.resblocks.",
-            "transformer.resblocks.")
+    keep = ("ln_final.", "text_projection", "logit_scale", "visual.ln_post.", "visual.proj",
+            *(f"visual.{n}" for n in PAIR_PARAMS), "visual.transformer.resblocks.", "transformer.resblocks.")
     frozen = []
     for name, p in net.clip.named_parameters():
         if train_token_embedding and name.startswith("token_embedding.weight"):

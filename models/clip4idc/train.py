@@ -158,7 +158,7 @@ class StageRunner:
                                     weight_decay=cfg["weight_decay"], embedding_coef_lr=embedding_coef_lr),
                        lr=cfg["lr"], warmup=cfg["warmup"], t_total=total, schedule=cfg["schedule"],
                        b1=cfg["b1"], b2=cfg["b2"], e=cfg["eps"],
-                       weight_decay=cfg["weight_decay"], max_grad_norm=cfg.get("max_grad_norm", 1.0))
+                       weight_decay=cfg["weight_decay"])  # BertAdam's per-tensor clip: the official 1.0
         params = [p for g in opt.param_groups for p in g["params"]]
         state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": None, "bad_epochs": 0}
         if self.last.exists():

@@ -273,19 +273,26 @@ def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.St
     return None
 
 
-def retrieval_statistic(run_dir: Path, metric: str) -> tuple[list[str], bs.Statistic] | None:
-    """(sorted pair ids, statistic) of a retrieval R@K column from the run's per-pair ranks (``retrieval.jsonl``);
-    None for runs without that file. text->pair R@K is a ratio over the resampled pairs' captions, pair->text R@K a
-    mean over the resampled queried pairs; the candidate set stays the whole split."""
+def load_retrieval_ranks(run_dir: Path) -> list[dict] | None:
+    """The run's per-pair retrieval ranks (``retrieval.jsonl``), sorted by id; None for runs without that file, a
+    `UserError` for a file that is not one."""
     path = Path(run_dir) / RETRIEVAL_FILE
     if not path.is_file():
         return None
-    direction, k = metric.split("_R@")
     try:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        if not all(isinstance(r, dict) and "id" in r and isinstance(r.get("t2p"), list) for r in rows):
+            raise ValueError("every row needs an id and a t2p list")
+    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
         raise UserError(f"{path}: not a retrieval ranks file ({e}); rerun `idcbench score` on the run") from None
-    rows.sort(key=lambda r: str(r["id"]))
+    return sorted(rows, key=lambda r: str(r["id"]))
+
+
+def retrieval_statistic(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[list[str], bs.Statistic]:
+    """(pair ids, statistic) of a retrieval R@K column from per-pair ranks (`load_retrieval_ranks`). text->pair R@K
+    is a ratio over the resampled pairs' captions, pair->text R@K a mean over the resampled queried pairs; the
+    candidate set stays the whole split."""
+    direction, k = metric.split("_R@")
     if direction == "t2p":
         hits = [sum(int(x) <= int(k) for x in r["t2p"]) for r in rows]
         stat: bs.Statistic = bs.RatioStatistic(hits, [len(r["t2p"]) for r in rows])
@@ -384,6 +391,7 @@ class _Stats:
 
     def __init__(self) -> None:
         self._samples: dict[Path, list[dict] | None] = {}
+        self._ranks: dict[Path, list[dict] | None] = {}
         self._stat: dict[tuple[Path, str, str], tuple[list[str], bs.Statistic] | None] = {}
 
     def samples(self, run: RunInfo) -> list[dict] | None:
@@ -397,13 +405,23 @@ class _Stats:
             self._samples[run.path] = rows
         return self._samples[run.path]
 
+    def ranks(self, run: RunInfo) -> list[dict] | None:
+        """The run's per-pair retrieval ranks, read once; None when missing or unreadable (no interval)."""
+        if run.path not in self._ranks:
+            try:
+                self._ranks[run.path] = load_retrieval_ranks(run.path)
+            except UserError:
+                self._ranks[run.path] = None
+        return self._ranks[run.path]
+
     def get(self, run: RunInfo, subset: str, metric: str) -> tuple[list[str], bs.Statistic] | None:
         """(sorted ids, statistic) of `metric` on `subset` of a run, or None when it cannot be resampled."""
         key = (run.path, subset, metric)
         if key not in self._stat:
             self._stat[key] = None
             if metric in RETRIEVAL_COLUMNS:
-                self._stat[key] = retrieval_statistic(run.path, metric) if subset == "total" else None
+                ranks = self.ranks(run) if subset == "total" else None
+                self._stat[key] = retrieval_statistic(ranks, metric) if ranks else None
                 return self._stat[key]
             samples = self.samples(run)
             if samples:

@@ -301,11 +301,15 @@ def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
     (run / "metrics.json").write_text(json.dumps(metrics))
     info = lb.load_run(run)
     for metric in ("t2p_R@1", "p2t_R@1"):
-        got_ids, stat = lb.retrieval_statistic(run, metric)
+        got_ids, stat = lb.retrieval_statistic(lb.load_retrieval_ranks(run), metric)
         assert got_ids == ids
         assert stat(np.arange(n_pairs)[None])[0] * 100 == pytest.approx(want[metric], rel=1e-12)
         cell = lb._group_cell(lb.group_runs([info])[0], metric, "total", lb._Stats(), 300, 0)
         assert cell.value == pytest.approx(want[metric]) and cell.low < cell.value < cell.high
         assert lb._group_cell(lb.group_runs([info])[0], metric, "semantic", lb._Stats(), 300, 0).value is None
+    (run / RETRIEVAL_FILE).write_text('{"id": "p000"}\n')  # no ranks: no interval, the table is still built
+    with pytest.raises(UserError):
+        lb.load_retrieval_ranks(run)
+    assert lb._group_cell(lb.group_runs([info])[0], "t2p_R@1", "total", lb._Stats(), 300, 0).low is None
     (run / RETRIEVAL_FILE).unlink()
-    assert lb.retrieval_statistic(run, "t2p_R@1") is None
+    assert lb.load_retrieval_ranks(run) is None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _cli import run_cli
 
 from idcbench.captioner import FitContext, create_model
 
@@ -146,22 +147,19 @@ def test_killed_fit_resumes_to_the_same_weights(shapes_data, tmp_path):
 
 
 def test_caption_command_prints_the_models_caption(shapes_data, tmp_path, capsys):
-    from idcbench.cli import main
-
     _, val = shapes_data
     m = tiny()
     m.save(tmp_path / "model")
     want = m.caption([val[0].pair])[0]
-    for argv in (["caption", str(tmp_path / "model"), str(val[0].before), str(val[0].after)],
-                 ["caption", "clip4idc-tiny", "--init", str(tmp_path / "model" / "model.pt"), "--pretrained", "none",
-                  "-c", 'decoding={"max_len": 12}', str(val[0].before), str(val[0].after)]):
-        with pytest.raises(SystemExit) as done:
-            main(argv)
-        assert done.value.code == 0
-        assert capsys.readouterr().out.strip() == want
-    with pytest.raises(SystemExit) as done:
-        main(["caption", "clip4idc-tiny", "--init", str(tmp_path / "missing.bin"), str(val[0].before), str(val[0].after)])
-    assert done.value.code == 2 and "missing.bin: file not found" in capsys.readouterr().err
+    for argv in (["caption", tmp_path / "model", val[0].before, val[0].after],
+                 ["caption", "clip4idc-tiny", "--init", tmp_path / "model" / "model.pt", "--pretrained", "none",
+                  "-c", 'decoding={"max_len": 12}', val[0].before, val[0].after]):
+        code, out, _ = run_cli(capsys, *argv)
+        assert code == 0
+        assert out.strip() == want
+    code, _, err = run_cli(capsys, "caption", "clip4idc-tiny", "--init", tmp_path / "missing.bin", val[0].before,
+                           val[0].after)
+    assert code == 2 and "missing.bin: file not found" in err
 
 
 def test_logit_scale_null_is_the_backbones_learned_temperature(shapes_data):

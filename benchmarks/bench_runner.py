@@ -34,7 +34,8 @@ def _worker(model_dir: str, data_root: str, out: str) -> None:
     from idcbench.data import load_dataset
     from idcbench.distributed import barrier, destroy_process_group, dist_info, init_process_group, shard
     from idcbench.models.clip4idc.captioner import Clip4IDC
-    from idcbench.runner import Reporter, caption_examples, merge_predictions
+    from idcbench.run.caption import caption_examples, merge_predictions
+    from idcbench.run.reporter import Reporter
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     info = dist_info()

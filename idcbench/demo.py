@@ -1,7 +1,7 @@
 """The embedded demo: `shapes` -> CLIP4IDC-tiny (both stages), its ablations and the baselines -> leaderboard + report.
 
 Runs offline on a 2-core CPU in minutes. Every model goes through the same `idcbench run` machinery
-(`idcbench.runner.run`), so the demo's run directories are ordinary, resumable runs; the leaderboard is built from
+(`idcbench.run.run`), so the demo's run directories are ordinary, resumable runs; the leaderboard is built from
 the light files of those runs (metrics, per-sample scores, spec, env), which are what `leaderboard/runs/` keeps in
 the repository.
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from idcbench.runner import Reporter, RunRequest, RunResult, run
+from idcbench.run import Reporter, RunRequest, RunResult, run
 from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
 
 DEMO_DATASET = "shapes"
@@ -66,7 +66,7 @@ def run_demo(
     resamples: int | None = None,
 ) -> DemoResult:
     """Train and evaluate every demo model on `shapes`, then write the leaderboard and CLIP4IDC's report."""
-    from idcbench.leaderboard import build_leaderboard
+    from idcbench.tables.publish import build_leaderboard
     from idcbench.report import build_report
 
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)

@@ -284,7 +284,7 @@ def test_unreadable_image_and_full_disk_keep_saved_work(data, tmp_path, capsys, 
     assert saved == "".join((reference_run / "predictions.jsonl").read_text().splitlines(True)[:8])
     victim.write_bytes(good)
 
-    import idcbench.runner as runner
+    import idcbench.run.caption as caption
 
     calls = {"n": 0}
     real_fsync = os.fsync
@@ -295,10 +295,10 @@ def test_unreadable_image_and_full_disk_keep_saved_work(data, tmp_path, capsys, 
             raise OSError(28, "No space left on device")
         real_fsync(fd)
 
-    monkeypatch.setattr(runner.os, "fsync", fsync)
+    monkeypatch.setattr(caption.os, "fsync", fsync)
     line = _one_line_error(*cli(capsys, *args)[::2])
     assert "no space left" in line
     assert (run_dir / "predictions.jsonl").read_text().startswith(saved)  # the full disk lost nothing saved
-    monkeypatch.setattr(runner.os, "fsync", real_fsync)
+    monkeypatch.setattr(caption.os, "fsync", real_fsync)
     assert cli(capsys, *args)[0] == 0
     assert (run_dir / "predictions.jsonl").read_bytes() == (reference_run / "predictions.jsonl").read_bytes()

@@ -58,7 +58,7 @@ def test_shapes_clip4idc_tiny_run_reuse_kill_resume_torchrun(shapes_root, tmp_pa
     from idcbench.data import load_dataset
     from idcbench.metrics.retrieval import evaluate_retrieval
     from idcbench.models.clip4idc.captioner import Clip4IDC
-    from idcbench.runner import retrieval_examples
+    from idcbench.run.score import retrieval_examples
 
     # 1. train (both stages) + caption + score
     code, out, err = _cli(capsys, *_args(shapes_root, tmp_path / "a"))

@@ -56,7 +56,7 @@ def caption(
 
     for p in (before, after):
         load_image(p)  # one clear line for a missing / broken image before any model is built
-    from idcbench.runner import parse_config
+    from idcbench.run import parse_config
 
     overrides = parse_config(config or [])  # the same KEY=JSON (dotted keys nest) as `idcbench run --config`
     if backbone is not None:

@@ -1,4 +1,4 @@
-"""`idcbench run MODEL --dataset NAME` and `idcbench score RUN_DIR`: thin wrappers over `idcbench.runner`.
+"""`idcbench run MODEL --dataset NAME` and `idcbench score RUN_DIR`: thin wrappers over `idcbench.run`.
 
 Only rank 0 prints (progress bars and tables); other ranks of a torchrun job stay quiet.
 """
@@ -149,7 +149,7 @@ def run_command(
     `--shard I --num-shards N` each, then `idcbench score RUN_DIR`.
     """
     from idcbench.distributed import dist_info
-    from idcbench.runner import Reporter, RunRequest, parse_config, run
+    from idcbench.run import Reporter, RunRequest, parse_config, run
 
     from idcbench.errors import EXIT_USER_ERROR, UserError
 
@@ -183,7 +183,7 @@ def score_command(
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Merge the shard predictions of RUN_DIR and score them (every shard must be done)."""
-    from idcbench.runner import score_run
+    from idcbench.run import score_run
 
     with RichReporter() as reporter:
         result = score_run(run_dir, data_root=data_root, metrics=_split_list(metrics), device=device, reporter=reporter)

@@ -1,0 +1,129 @@
+"""Captioning: batches over the run's share of the split (all of it, a torchrun rank's strided shard or a
+``--shard``), appended and fsync'ed per batch (a killed run resumes from them), then merged in dataset order."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+from idcbench.captioner import Captioner
+from idcbench.data import Example
+from idcbench.distributed import merge_ordered
+from idcbench.errors import UserError
+from idcbench.files import write_atomic
+from idcbench.run.reporter import Reporter
+
+PREDICTIONS = "predictions.jsonl"
+DEBUG_DELAY_ENV = "IDCBENCH_DEBUG_BATCH_DELAY"  # seconds to sleep after each captioned batch (tests kill runs)
+
+
+def _batches(items: Sequence[Example], size: int) -> Iterator[Sequence[Example]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def partial_files(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("predictions.rank*.jsonl")) + sorted(run_dir.glob("predictions.shard-*-of-*.jsonl"))
+
+
+def shard_file(index: int, count: int) -> str:
+    return f"predictions.shard-{index}-of-{count}.jsonl"
+
+
+def read_predictions(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
+    """Records of an append-only predictions file. A torn last line (no newline: the process died while writing it)
+    is dropped, and with `repair` cut from the file so that appending continues cleanly."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data) and repair:
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    records = []
+    for lineno, line in enumerate(data[:end].decode("utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec.get("id"), str) or not isinstance(rec.get("caption"), str):
+                raise ValueError("needs string 'id' and 'caption'")
+        except (json.JSONDecodeError, ValueError, AttributeError) as e:
+            raise UserError(f"{path}: line {lineno} is not a prediction record ({e}); delete the file to recompute "
+                            "it, or rerun with --force") from None
+        records.append({"id": rec["id"], "caption": rec["caption"]})
+    return records
+
+
+def collect_predictions(run_dir: Path, ids: Sequence[str]) -> dict[str, str]:
+    """All predictions saved in the run directory (merged file, rank and shard files).
+
+    Within one file an id occurs once; across files the same id may occur only with the same caption (a merge
+    killed before it removed the rank files); an id outside the split is an error."""
+    known = set(ids)
+    out: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for path in [run_dir / PREDICTIONS, *partial_files(run_dir)]:
+        seen: set[str] = set()
+        for rec in read_predictions(path):
+            i, cap = rec["id"], rec["caption"]
+            if i in seen:
+                raise UserError(f"{path}: id {i!r} occurs twice; delete the file to recompute it, or rerun with --force")
+            seen.add(i)
+            if i not in known:
+                raise UserError(f"{path}: id {i!r} is not in the evaluated split; this run directory does not match, "
+                                "rerun with --force")
+            if i in out and out[i] != cap:
+                raise UserError(f"id {i!r} has different captions in {origin[i]} and {path.name}; rerun with --force")
+            out[i], origin[i] = cap, path.name
+    return out
+
+
+def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Path, *, batch_size: int,
+                     done: Mapping[str, str], reporter: Reporter, label: str = "caption") -> int:
+    """Caption the examples not in `done`, appending ``{"id", "caption"}`` lines to `out_file`, flushed and fsync'ed
+    per batch. Returns the number captioned now."""
+    todo = [e for e in examples if e.id not in done]
+    read_predictions(out_file, repair=True)
+    delay = float(os.environ.get(DEBUG_DELAY_ENV, "0") or 0)
+    reporter.begin(label, len(examples), len(examples) - len(todo))
+    n = 0
+    with open(out_file, "a", encoding="utf-8") as f:
+        for batch in _batches(todo, batch_size):
+            try:
+                captions = model.caption([e.pair for e in batch])  # the two images only: no references, no tags
+            except UserError:
+                raise
+            except OSError as e:  # PIL's UnidentifiedImageError is an OSError
+                if getattr(e, "errno", None) == errno.ENOSPC:
+                    raise
+                raise UserError(f"captioning {batch[0].id} .. {batch[-1].id}: cannot read an image: {e}") from None
+            if len(captions) != len(batch) or not all(isinstance(c, str) for c in captions):
+                raise RuntimeError(f"{type(model).__name__}.caption returned {len(captions)} items for "
+                                   f"{len(batch)} pairs (expected one string per pair)")
+            f.write("".join(json.dumps({"id": e.id, "caption": c}, ensure_ascii=False) + "\n"
+                            for e, c in zip(batch, captions)))
+            f.flush()
+            os.fsync(f.fileno())
+            n += len(batch)
+            reporter.advance(label, len(batch))
+            if delay:
+                time.sleep(delay)
+    reporter.end(label)
+    return n
+
+
+def merge_predictions(run_dir: Path, examples: Sequence[Example]) -> dict[str, str]:
+    """Merge every predictions file into predictions.jsonl in dataset order (atomic), then drop the partial files."""
+    ids = [e.id for e in examples]
+    preds = collect_predictions(run_dir, ids)
+    records = merge_ordered(({"id": i, "caption": c} for i, c in preds.items()), ids, where=str(run_dir))
+    write_atomic(run_dir / PREDICTIONS,
+                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    for path in partial_files(run_dir):
+        path.unlink(missing_ok=True)
+    return {r["id"]: r["caption"] for r in records}

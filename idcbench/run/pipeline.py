@@ -1,0 +1,103 @@
+"""``idcbench run``: request -> prepare (all validation) -> model (train, load or --init) -> caption -> score.
+
+`run(RunRequest(...))` is what `idcbench run` calls; `idcbench.run.score.score_run(run_dir)` is what `idcbench score`
+calls. The run directory (``runs/<dataset>/<model>/<spec hash>/``) holds:
+
+- ``run_spec.json``: the hashed spec plus what is recorded but not hashed (world size, data root, batch size);
+- ``env.json``: idcbench version and git commit, torch / open_clip / pycocoevalcap / Java versions, device, CPU;
+- ``train/``: the model's resumable training state; ``model/``: the model to caption with (saved by `Captioner.save`);
+- ``predictions.jsonl``: ``{"id", "caption"}`` per line, appended and fsync'ed per batch, rewritten in dataset order
+  at the end; under torchrun each rank appends to ``predictions.rank<k>.jsonl``, with ``--shard I --num-shards N`` to
+  ``predictions.shard-I-of-N.jsonl``; the merge checks that every id is present exactly once;
+- ``metrics.json`` and ``per_sample.jsonl`` (from `idcbench.scoring.save_report`, plus ``run`` and ``retrieval``);
+- ``retrieval.jsonl`` (models that embed pairs and texts): per pair, the text->pair ranks of its captions and its
+  pair->text rank, which the bootstrap intervals of R@K resample;
+- ``DONE``: written last. A run with DONE is reused; ``--force`` redoes it.
+
+Killed at any point, the same command continues: training resumes from ``train/`` (the model's job), captioning skips
+the ids already in a predictions file (a torn last line is dropped), scoring is recomputed. Whole files are written
+atomically, so nothing saved is ever half-written.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from idcbench.distributed import (
+    DistInfo, barrier, destroy_process_group, dist_info, init_process_group, shard,
+)
+from idcbench.errors import UserError, read_json
+from idcbench.run.caption import PREDICTIONS, caption_examples, collect_predictions, shard_file
+from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_init, obtain_model
+from idcbench.run.record import write_run_files
+from idcbench.run.reporter import Reporter
+from idcbench.run.request import RunRequest, RunResult, prepare, resolve_device
+from idcbench.run.score import finalize, read_done
+from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
+
+
+def run(req: RunRequest, reporter: Reporter | None = None) -> RunResult:
+    """Execute (or reuse) a run. Under torchrun every rank calls this; rank 0 merges and scores."""
+    reporter = reporter or Reporter()
+    info = dist_info()
+    sharded = req.shard is not None or req.num_shards is not None
+    if sharded:
+        if req.shard is None or req.num_shards is None:
+            raise UserError("--shard and --num-shards go together (e.g. --shard 0 --num-shards 4)")
+        if info.distributed:
+            raise UserError("--shard is for separate jobs, one process each; do not combine it with torchrun")
+        shard(range(1), req.shard, req.num_shards)  # validates the pair
+    device = resolve_device(req.device, info)
+    started = init_process_group(info, device)
+    try:
+        return _run(req, reporter, info, device, sharded)
+    finally:
+        if started:
+            destroy_process_group()
+
+
+def _run(req: RunRequest, reporter: Reporter, info: DistInfo, device: str, sharded: bool) -> RunResult:
+    p = prepare(req, info, device)
+    run_dir = p.run_dir
+    if req.force:
+        if sharded:
+            for name in ("DONE", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, PREDICTIONS,
+                         shard_file(req.shard, req.num_shards)):
+                (run_dir / name).unlink(missing_ok=True)
+        elif info.is_main and run_dir.exists():
+            shutil.rmtree(run_dir)
+        barrier()
+    done = read_done(run_dir)
+    if done is not None and done.get("spec_hash") == p.spec.hash:
+        if sharded or done.get("metrics") == req.metrics:
+            return RunResult(run_dir, p.spec, "reused", read_json(run_dir / METRICS_FILE, what="metrics file"))
+    init_model = None
+    if req.init is not None and info.is_main and not (run_dir / MODEL_DIR / MODEL_MARKER).exists():
+        init_model = load_init(p)  # a wrong checkpoint fails before the run directory is created
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_files(p, num_shards=req.num_shards)
+    barrier()
+    reporter.message(f"run directory {run_dir}")
+    model = obtain_model(p, reporter, may_train=not sharded or req.shard == 0, init_model=init_model)
+
+    ids = [e.id for e in p.examples]
+    if sharded:
+        mine = shard(p.examples, req.shard, req.num_shards)
+        out_file, label = run_dir / shard_file(req.shard, req.num_shards), f"caption shard {req.shard}/{req.num_shards}"
+    elif info.distributed:  # strided shard per rank; the bar shows rank 0's share
+        mine = shard(p.examples, info.rank, info.world_size)
+        out_file, label = run_dir / f"predictions.rank{info.rank}.jsonl", f"caption (rank 0 of {info.world_size})"
+    else:
+        mine, out_file, label = p.examples, run_dir / PREDICTIONS, "caption"
+    done_preds = collect_predictions(run_dir, ids)
+    barrier()  # nobody appends before every rank has read the saved predictions
+    caption_examples(model, mine, out_file, batch_size=req.batch_size, done=done_preds, reporter=reporter, label=label)
+    if sharded:
+        return RunResult(run_dir, p.spec, "shard")
+    barrier()
+    metrics = None
+    if info.is_main:
+        metrics = finalize(p, model, reporter)
+    barrier()
+    return RunResult(run_dir, p.spec, "done", metrics)

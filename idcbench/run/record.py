@@ -1,0 +1,76 @@
+"""What a run directory records besides its results: ``run_spec.json`` (the hashed spec and what is recorded but
+not hashed) and ``env.json`` (software versions, device, CPU)."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from idcbench import __version__
+from idcbench.distributed import DistInfo
+from idcbench.errors import UserError, read_json
+from idcbench.run.request import Prepared
+from idcbench.spec import write_json_atomic
+
+
+def _git_commit() -> str | None:
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _java_version() -> str | None:
+    from idcbench.metrics._java import java_version_text
+
+    java = shutil.which("java")
+    return java_version_text(java) if java else None
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def environment(device: str, info: DistInfo) -> dict[str, Any]:
+    """What env.json records: software versions and the device (not hashed: it does not change the result)."""
+    import torch
+
+    dev = device
+    if device.startswith("cuda") and torch.cuda.is_available():
+        dev = f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return {
+        "idcbench": __version__, "git_commit": _git_commit(), "python": platform.python_version(),
+        "torch": torch.__version__, "open_clip": _version("open_clip_torch"), "pycocoevalcap": _version("pycocoevalcap"),
+        "java": _java_version(), "device": dev, "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+        "world_size": info.world_size, "launcher": info.launcher,
+    }
+
+
+def write_run_files(p: Prepared, *, num_shards: int | None = None) -> None:
+    spec_file = p.run_dir / "run_spec.json"
+    if spec_file.exists():
+        old = read_json(spec_file, what="run spec")
+        if old.get("spec_hash") != p.spec.hash:
+            raise UserError(f"{spec_file}: belongs to another run (hash {str(old.get('spec_hash'))[:16]}); "
+                            "move that directory away or use --force")
+    write_json_atomic(spec_file, {
+        "spec_hash": p.spec.hash, "spec": p.spec.to_dict(),
+        # Recorded, not hashed: results are identical across these.
+        "world_size": p.info.world_size, "num_shards": num_shards, "batch_size": p.request.batch_size,
+        "data_root": str(p.dataset.root), "device": p.device, "metrics": p.request.metrics,
+    }, sort_keys=True)
+    write_json_atomic(p.run_dir / "env.json", environment(p.device, p.info), sort_keys=True)

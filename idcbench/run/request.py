@@ -1,0 +1,171 @@
+"""What a run was asked to do, resolved before any work: `RunRequest` -> `prepare` -> `Prepared`.
+
+Everything a user can get wrong (names, data, split, checkpoint path, options) fails here, before a run directory
+exists or a model is built.
+
+>>> parse_config(["epochs=2", "lr=1e-4", "name=vit", "flags=[1, 2]", "fp16=true"])
+{'epochs': 2, 'lr': 0.0001, 'name': 'vit', 'flags': [1, 2], 'fp16': True}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from idcbench.captioner import ModelSpec, deep_merge
+from idcbench.data import Dataset, Example, load_dataset
+from idcbench.distributed import DistInfo, dist_info
+from idcbench.errors import UserError
+from idcbench.spec import RunSpec, canonical_json, decoding_settings, file_sha256, manifest_hash
+
+
+# ----------------------------------------------------------------------------------------------------------- inputs
+@dataclass
+class RunRequest:
+    """What `idcbench run` was asked to do (CLI options, unresolved)."""
+
+    model: str
+    dataset: str
+    data_root: str | Path | None = None
+    split: str = "test"
+    init: str | Path | None = None
+    train: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 32
+    limit: int | None = None
+    runs_dir: str | Path = "runs"
+    force: bool = False
+    metrics: list[str] | None = None
+    shard: int | None = None
+    num_shards: int | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    spec: RunSpec
+    status: str  # "done" (computed now), "reused" (DONE was there) or "shard" (one shard captioned)
+    metrics: dict[str, Any] | None = None
+
+
+def parse_config(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> dict; values are JSON (numbers, bools, lists, objects, null) when they parse, else
+    strings. A dotted key sets a nested entry: ``stage2.epochs=1`` -> ``{"stage2": {"epochs": 1}}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip() or any(not k for k in key.strip().split(".")):
+            raise UserError(f"--config {item!r}: expected KEY=VALUE (e.g. --config epochs=2 or stage2.epochs=1)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, last = key.strip().split(".")
+        node = out
+        for k in parents:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--config {item!r}: {k} is set to a value and used as a group")
+        node[last] = deep_merge(node[last], value) if isinstance(node.get(last), dict) and isinstance(value, dict) else value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+def resolve_device(device: str, info: DistInfo = DistInfo()) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; under torchrun each rank gets ``cuda:<local rank>``."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"--device {device!r}: choose auto, cpu or cuda")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device visible to torch; use --device cpu")
+        if device == "cuda" and info.distributed:
+            device = f"cuda:{info.local_rank}"
+    return device
+
+
+def model_spec_of(name: str) -> ModelSpec:
+    """The registered variant called `name` (an unknown name: a `UserError` with "did you mean")."""
+    from idcbench.registry import MODELS
+
+    return MODELS.get(name)
+
+
+def split_examples(dataset: Dataset, split: str, limit: int | None) -> list[Example]:
+    """The examples of `split` (an unknown split: a `UserError` naming the dataset's splits), the first `limit`."""
+    dataset.check_split(split)
+    examples = list(dataset.examples(split))
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"--limit {limit}: must be at least 1")
+        examples = examples[:limit]
+    if not examples:
+        raise UserError(f"{dataset.info.name}: split {split!r} has no examples")
+    return examples
+
+
+def open_dataset(name: str, root: str | Path | None) -> Dataset:
+    """`load_dataset`, with a missing folder or file as one line that points at ``--data-root``."""
+    try:
+        return load_dataset(name, root)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise UserError(f"dataset {name}: {e.filename or e}: not found (check --data-root)") from None
+
+
+# ----------------------------------------------------------------------------------------------------------- prepare
+@dataclass
+class Prepared:
+    """A request resolved against the registries and the data: the spec and what is needed to execute it."""
+
+    request: RunRequest
+    spec: RunSpec
+    run_dir: Path
+    dataset: Dataset
+    examples: list[Example]
+    model_spec: ModelSpec
+    device: str
+    info: DistInfo
+
+
+def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = None) -> Prepared:
+    """Resolve names, data and checkpoint into a frozen `RunSpec` and its run directory. Builds no model."""
+    info = info or dist_info()
+    if req.init is not None and req.train:
+        raise UserError("--init and --train exclude each other: --init evaluates a checkpoint, --train trains one")
+    if req.batch_size < 1:
+        raise UserError(f"--batch-size {req.batch_size}: must be at least 1")
+    model_spec = model_spec_of(req.model)  # unknown model: "did you mean"
+    dataset = open_dataset(req.dataset, req.data_root)
+    examples = split_examples(dataset, req.split, req.limit)
+    config = json.loads(canonical_json(deep_merge(model_spec.config, req.config)))
+    checkpoint = None
+    if req.init is not None:
+        init = Path(req.init)
+        if not init.exists():
+            raise UserError(f"--init {init}: checkpoint not found")
+        checkpoint = file_sha256(init)
+    train = req.init is None and bool(getattr(model_spec.family, "trainable", True))
+    train_manifest = None
+    if train:
+        if "train" not in dataset.splits():
+            raise UserError(f"{req.dataset} has no train split to train {req.model} on; pass --init CKPT")
+        train_manifest = manifest_hash(fit_examples(dataset, "train") + fit_examples(dataset, "val"))
+    spec = RunSpec(
+        model=req.model, config=config, dataset=req.dataset, split=req.split, manifest=manifest_hash(examples),
+        checkpoint=checkpoint, train=train, train_manifest=train_manifest, decoding=decoding_settings(config),
+        seed=req.seed, limit=req.limit,
+    )
+    device = device or resolve_device(req.device, info)
+    return Prepared(req, spec, spec.run_dir(req.runs_dir), dataset, examples, model_spec, device, info)
+
+
+def fit_examples(dataset: Dataset, split: str) -> list[Example]:
+    """The examples of a split used for fitting (train, val); none when the dataset lacks it."""
+    return list(dataset.examples(split)) if split in dataset.splits() else []

@@ -1,0 +1,167 @@
+"""Scoring a run: merge its predictions, score every metric on every subset (+ retrieval R@k for models that embed
+pairs and texts), write ``metrics.json``, ``per_sample.jsonl``, ``retrieval.jsonl`` and ``DONE``; `score_run` does it
+for ``idcbench score RUN_DIR`` once every shard is there."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from idcbench.captioner import Captioner, RetrievalModel
+from idcbench.data import Dataset, Example
+from idcbench.distributed import DistInfo, shard
+from idcbench.errors import UserError, read_json
+from idcbench.files import write_atomic
+from idcbench.run.caption import collect_predictions, merge_predictions, shard_file
+from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_saved
+from idcbench.run.reporter import Reporter
+from idcbench.run.request import (
+    Prepared, RunRequest, RunResult, model_spec_of, open_dataset, resolve_device, split_examples,
+)
+from idcbench.scoring import RETRIEVAL_FILE
+from idcbench.spec import RunSpec, manifest_hash, write_json_atomic
+
+def split_subsets(dataset: Dataset, split: str, examples: Sequence[Example]) -> dict[str, list[str]]:
+    """The dataset's subsets restricted to the evaluated examples (``--limit``); empty subsets are dropped."""
+    kept = {e.id for e in examples}
+    subsets = {name: [i for i in ids if i in kept] for name, ids in dataset.subsets(split).items()}
+    subsets = {name: ids for name, ids in subsets.items() if ids}
+    subsets.setdefault("total", [e.id for e in examples])
+    return subsets
+
+
+def retrieval_examples(examples: Sequence[Example]) -> list[Example]:
+    """CLIP4IDC scores retrieval on semantic-change pairs only (CLEVR-style ``kind`` tag); untagged data: all."""
+    return [e for e in examples if e.tags.get("kind") in (None, "semantic") and any(r.strip() for r in e.references)]
+
+
+def score_retrieval(model: Any, examples: Sequence[Example], *, batch_size: int,
+                    reporter: Reporter) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """Text->pair and pair->text R@k of a `RetrievalModel`, the split's reference captions as the texts
+    (`idcbench.metrics.retrieval`, CLIP4Clip multi-sentence protocol; ties count against the query), and the
+    per-pair ranks behind them."""
+    import torch
+
+    from idcbench.metrics.retrieval import per_example_ranks, similarity
+
+    chosen = retrieval_examples(examples)
+    if len(chosen) < 2:
+        return None
+    reporter.begin("retrieval", 1)
+    with torch.no_grad():
+        sim, owner, kept = similarity(model, chosen, batch_size=batch_size)
+    reporter.advance("retrieval", 1)
+    reporter.end("retrieval")
+    metrics, rows = per_example_ranks(sim, owner, [e.id for e in kept])
+    result: dict[str, Any] = dict(metrics)
+    result["subset"] = "semantic" if any(e.tags.get("kind") for e in chosen) else "total"
+    return result, rows
+
+
+def _score(predictions: dict[str, str], references: dict[str, list[str]], subsets: dict[str, list[str]],
+           metrics: list[str] | None, tags: dict[str, dict[str, str]], reporter: Reporter) -> Any:
+    from idcbench import scoring
+
+    def progress(stage: str, done: int, total: int) -> None:
+        reporter.update("score", done, total, stage)
+
+    reporter.begin("score", 1)
+    report = scoring.score(predictions, references, subsets, metrics, progress=progress, tags=tags)
+    reporter.end("score")
+    return report
+
+
+def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_shards: int | None = None) -> dict:
+    """Merge predictions, score every metric on every subset (+ retrieval), write metrics.json and DONE."""
+    from idcbench import scoring
+
+    run_dir = p.run_dir
+    preds = merge_predictions(run_dir, p.examples)
+    references = {e.id: list(e.references) for e in p.examples}
+    tags = {e.id: dict(e.tags) for e in p.examples}
+    subsets = split_subsets(p.dataset, p.spec.split, p.examples)
+    report = _score(preds, references, subsets, p.request.metrics, tags, reporter)
+    retrieval = None
+    if model is not None and isinstance(model, RetrievalModel):
+        retrieval = score_retrieval(model, p.examples, batch_size=p.request.batch_size, reporter=reporter)
+    extra: dict[str, Any] = {"run": {
+        "model": p.spec.model, "dataset": p.spec.dataset, "split": p.spec.split, "seed": p.spec.seed,
+        "spec_hash": p.spec.hash, "world_size": p.info.world_size, "num_shards": num_shards, "n": len(p.examples),
+        "limit": p.spec.limit,
+    }}
+    if retrieval is not None:
+        extra["retrieval"], ranks = retrieval
+        write_atomic(run_dir / RETRIEVAL_FILE, "".join(json.dumps(r) + "\n" for r in ranks))
+    else:
+        (run_dir / RETRIEVAL_FILE).unlink(missing_ok=True)  # a rescore without the model: no stale ranks
+    metrics = scoring.save_report(report, run_dir, extra)
+    write_json_atomic(run_dir / "DONE", {"spec_hash": p.spec.hash, "metrics": p.request.metrics,
+                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return metrics
+
+
+def read_done(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "DONE"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # unreadable DONE: treat as not done, everything is recomputed from what is saved
+
+def missing_shards(run_dir: Path, examples: Sequence[Example]) -> list[str]:
+    """Descriptions of shards that are absent or incomplete (empty when every id has a prediction)."""
+    ids = [e.id for e in examples]
+    have = collect_predictions(run_dir, ids)
+    if len(have) == len(ids):
+        return []
+    files = run_dir.glob("predictions.shard-*-of-*.jsonl")
+    counts = sorted({int(f.name.rsplit("-of-", 1)[1].split(".")[0]) for f in files})
+    if not counts:
+        return [f"no shard files in {run_dir} and {len(ids) - len(have)} of {len(ids)} predictions missing"]
+    problems = []
+    for n in counts:
+        for i in range(n):
+            part = shard(examples, i, n)
+            got = sum(e.id in have for e in part)
+            if got < len(part):
+                f = shard_file(i, n)
+                problems.append(f"shard {i} of {n} ({f}: missing)" if not (run_dir / f).exists()
+                                else f"shard {i} of {n} ({f}: {got}/{len(part)} predictions, incomplete)")
+    return problems
+
+
+def score_run(run_dir: str | Path, *, data_root: str | Path | None = None, metrics: list[str] | None = None,
+              device: str = "auto", batch_size: int | None = None, reporter: Reporter | None = None) -> RunResult:
+    """`idcbench score RUN_DIR`: merge the shard files of a run directory and score it (once every shard is there).
+    `metrics` defaults to the ones the run was started with."""
+    reporter = reporter or Reporter()
+    run_dir = Path(run_dir)
+    spec_file = run_dir / "run_spec.json"
+    if not spec_file.exists():
+        raise UserError(f"{run_dir}: not a run directory (no run_spec.json); `idcbench run` creates one")
+    saved = read_json(spec_file, what="run spec")
+    spec = RunSpec.from_dict(saved["spec"])
+    req = RunRequest(model=spec.model, dataset=spec.dataset, data_root=data_root or saved.get("data_root"),
+                     split=spec.split, config={}, seed=spec.seed, device=device,
+                     batch_size=batch_size or saved.get("batch_size") or 32, limit=spec.limit,
+                     runs_dir=run_dir.parents[2], metrics=metrics if metrics is not None else saved.get("metrics"))
+    dataset = open_dataset(spec.dataset, req.data_root)
+    examples = split_examples(dataset, spec.split, spec.limit)
+    if manifest_hash(examples) != spec.manifest:
+        raise UserError(f"{run_dir}: the {spec.dataset} {spec.split} examples under {dataset.root} differ from the ones "
+                        "this run captioned (manifest hash); point --data-root at the same data")
+    problems = missing_shards(run_dir, examples)
+    if problems:
+        raise UserError(f"{run_dir}: cannot score yet: {'; '.join(problems)}; run the missing shards with "
+                        "`idcbench run ... --shard I --num-shards N`")
+    model_spec = model_spec_of(spec.model)
+    info = DistInfo()
+    p = Prepared(req, spec, run_dir, dataset, examples, model_spec, resolve_device(device, info), info)
+    model = None
+    if (run_dir / MODEL_DIR / MODEL_MARKER).exists() and hasattr(model_spec.family, "embed_pairs"):
+        model = load_saved(run_dir / MODEL_DIR, p, what=str(run_dir / MODEL_DIR))
+    metrics_out = finalize(p, model, reporter, num_shards=saved.get("num_shards"))
+    return RunResult(run_dir, spec, "done", metrics_out)

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from idcbench.errors import UserError, read_json
-from idcbench.leaderboard import CHANGE_TYPES, KINDS, MAIN_METRICS, RETRIEVAL_COLUMNS, load_run
+from idcbench.data import CHANGE_TYPES
 from idcbench.scoring import load_samples
-from idcbench.render import esc, page
+from idcbench.tables.html import esc, page
+from idcbench.tables.model import KINDS, MAIN_METRICS, RETRIEVAL_COLUMNS
+from idcbench.tables.runs import load_run
 
 DEFAULT_EXAMPLES = 120
 THUMB_PX = 96

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from idcbench.leaderboard import check_leaderboard
+from idcbench.tables.publish import check_leaderboard
 
 ROOT = Path(__file__).resolve().parents[1]
 BOARD = ROOT / "leaderboard"

@@ -16,7 +16,7 @@ import torch
 
 from _fake_runs import clevr_like, predictions, write_run
 from idcbench import bootstrap as bs
-from idcbench import leaderboard as lb
+from idcbench.tables import build, publish, runs as tr, stats
 from idcbench.cli import main
 from idcbench.errors import UserError
 
@@ -43,14 +43,14 @@ def _metrics(run: Path) -> dict:
 
 
 def test_groups_seeds_and_labels_configs(runs):
-    groups = lb.group_runs(lb.discover_runs(runs))
+    groups = tr.group_runs(tr.discover_runs(runs))
     labels = [(g.dataset, g.label, g.seeds) for g in groups]
     assert labels == [("clevr-change", "good", [0, 1, 2]), ("clevr-change", "knn (k=1)", [0]),
                       ("clevr-change", "knn (k=5)", [0]), ("clevr-change", "weak", [0]), ("shapes", "good", [0])]
 
 
 def test_compare_means_stds_intervals_and_p_values(runs):
-    tables = lb.compare(lb.discover_runs(runs, "clevr-change"), baseline="weak", resamples=300)
+    tables = build.compare(tr.discover_runs(runs, "clevr-change"), baseline="weak", resamples=300)
     assert len(tables) == 1
     t = tables[0]
     assert t.columns == ["BLEU-4", "ROUGE-L", "CIDEr-D", "t2p_R@1", "p2t_R@1"]  # METEOR/SPICE null everywhere
@@ -70,8 +70,8 @@ def test_compare_means_stds_intervals_and_p_values(runs):
 
 
 def test_bootstrap_statistics_reproduce_metrics_json_on_every_subset(runs):
-    cache = lb._Stats()
-    for run in lb.discover_runs(runs):
+    cache = stats.Stats()
+    for run in tr.discover_runs(runs):
         for subset, sub in run.metrics["subsets"].items():
             for metric in ("BLEU-4", "ROUGE-L", "CIDEr-D"):
                 ids, stat = cache.get(run, subset, metric)
@@ -85,7 +85,7 @@ def test_paired_p_value_of_identical_runs_is_one(tmp_path):
     preds = predictions(ex, 0.5, seed=2)
     write_run(tmp_path, "d", "a", ex, preds)
     write_run(tmp_path, "d", "b", ex, preds)
-    t = lb.compare(lb.discover_runs(tmp_path), baseline="b", resamples=200)[0]
+    t = build.compare(tr.discover_runs(tmp_path), baseline="b", resamples=200)[0]
     assert {r.label: r.p_value for r in t.rows}["a"] == 1.0
 
 
@@ -94,22 +94,22 @@ def test_paired_test_needs_the_same_examples(tmp_path):
     write_run(tmp_path, "d", "a", ex, predictions(ex, 0.5))
     write_run(tmp_path, "d", "b", ex[:50], predictions(ex[:50], 0.5))
     with pytest.raises(UserError, match="cover different examples"):
-        lb.compare(lb.discover_runs(tmp_path), baseline="b", resamples=50)
+        build.compare(tr.discover_runs(tmp_path), baseline="b", resamples=50)
 
 
 def test_unknown_baseline_and_empty_input(runs, tmp_path):
     with pytest.raises(UserError, match="no such model"):
-        lb.compare(lb.discover_runs(runs), baseline="nope", resamples=10)
+        build.compare(tr.discover_runs(runs), baseline="nope", resamples=10)
     with pytest.raises(UserError, match="no finished runs"):
-        lb.compare([], resamples=10)
+        build.compare([], resamples=10)
     with pytest.raises(UserError, match="not found"):
-        lb.discover_runs(tmp_path / "missing")
+        tr.discover_runs(tmp_path / "missing")
 
 
 def test_runs_without_per_sample_rows_get_values_without_intervals(tmp_path):
     ex = clevr_like(30)
     write_run(tmp_path, "d", "a", ex, predictions(ex, 0.5), samples=False)
-    cell = lb.compare(lb.discover_runs(tmp_path), resamples=50)[0].rows[0].cells["CIDEr-D"]
+    cell = build.compare(tr.discover_runs(tmp_path), resamples=50)[0].rows[0].cells["CIDEr-D"]
     assert cell.value is not None and cell.low is None
 
 
@@ -140,22 +140,22 @@ def test_compare_cli_formats(runs, capsys):
 # ------------------------------------------------------------------------------------------- leaderboard
 def test_leaderboard_is_idempotent_and_a_pure_function_of_the_runs(runs, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    paths = lb.build_leaderboard(runs, a, resamples=200)
+    paths = publish.build_leaderboard(runs, a, resamples=200)
     assert sorted(p.name for p in paths) == ["README.md", "clevr-change.csv", "index.html", "shapes.csv"]
     before = {p.name: p.read_bytes() for p in paths}
     mtimes = {p.name: p.stat().st_mtime_ns for p in paths}
-    lb.build_leaderboard(runs, a, resamples=200)  # second run: nothing changes, nothing rewritten
+    publish.build_leaderboard(runs, a, resamples=200)  # second run: nothing changes, nothing rewritten
     assert {p.name: p.read_bytes() for p in a.iterdir()} == before
     assert {p.name: p.stat().st_mtime_ns for p in a.iterdir()} == mtimes
     copy = tmp_path / "runs-copy"  # other location, same runs: same bytes (no paths, no timestamps)
     shutil.copytree(runs, copy)
-    lb.build_leaderboard(copy, b, resamples=200)
+    publish.build_leaderboard(copy, b, resamples=200)
     assert {p.name: p.read_bytes() for p in b.iterdir()} == before
-    assert lb.check_leaderboard(runs, a, resamples=200) == []
+    assert publish.check_leaderboard(runs, a, resamples=200) == []
 
 
 def test_leaderboard_content(runs, tmp_path):
-    lb.build_leaderboard(runs, tmp_path, resamples=100)
+    publish.build_leaderboard(runs, tmp_path, resamples=100)
     md = (tmp_path / "README.md").read_text()
     clevr = md[md.index("## clevr-change"):md.index("## shapes")]
     shapes = md[md.index("## shapes"):]
@@ -178,7 +178,7 @@ def test_leaderboard_content(runs, tmp_path):
 
 def test_check_detects_edits_missing_and_stale_files(runs, tmp_path, capsys):
     out = tmp_path / "lb"
-    lb.build_leaderboard(runs, out, resamples=100)
+    publish.build_leaderboard(runs, out, resamples=100)
     args = ["leaderboard", "--runs-dir", str(runs), "--out", str(out), "--resamples", "100"]
     with pytest.raises(SystemExit) as e:
         main([*args, "--check"])
@@ -189,20 +189,20 @@ def test_check_detects_edits_missing_and_stale_files(runs, tmp_path, capsys):
         main([*args, "--check"])
     err = capsys.readouterr().err
     assert e.value.code == 1 and "README.md" in err and len(err.strip().splitlines()) == 1
-    assert lb.check_leaderboard(runs, out, resamples=100) == [f"{readme}: differs from what the runs give"]
+    assert publish.check_leaderboard(runs, out, resamples=100) == [f"{readme}: differs from what the runs give"]
     (out / "shapes.csv").unlink()
     (out / "old-dataset.csv").write_text("x\n")
-    diffs = lb.check_leaderboard(runs, out, resamples=100)
+    diffs = publish.check_leaderboard(runs, out, resamples=100)
     assert any("shapes.csv: missing" in d for d in diffs) and any("old-dataset.csv" in d for d in diffs)
     with pytest.raises(SystemExit) as e:
         main(args)  # regenerate: fixes everything, removes the stale csv
     assert e.value.code == 0 and not (out / "old-dataset.csv").exists()
-    assert lb.check_leaderboard(runs, out, resamples=100) == []
+    assert publish.check_leaderboard(runs, out, resamples=100) == []
 
 
 def test_leaderboard_of_no_runs(tmp_path):
     (tmp_path / "runs").mkdir()
-    lb.build_leaderboard(tmp_path / "runs", tmp_path / "out", resamples=10)
+    publish.build_leaderboard(tmp_path / "runs", tmp_path / "out", resamples=10)
     assert "No runs yet" in (tmp_path / "out" / "README.md").read_text()
 
 
@@ -265,11 +265,11 @@ def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
     run.mkdir(parents=True)
     scoring.save_report(report, run)
     (run / "run_spec.json").write_text(json.dumps({"spec": {"model": "m", "dataset": "d", "split": "test", "seed": 0}}))
-    info = lb.load_run(run)
+    info = tr.load_run(run)
     samples = scoring.load_samples(run)
     for subset in ("total", "semantic", "hard-iou"):
         for metric in ("BLEU-4", "ROUGE-L", "CIDEr-D"):
-            ids, stat = lb._Stats().get(info, subset, metric)
+            ids, stat = stats.Stats().get(info, subset, metric)
             assert ids == sorted(subsets[subset])
             idx = np.vstack([np.arange(len(ids))[None], next(bs.resample_batches(len(ids), 3, seed=1))])
             got = stat(idx)
@@ -299,17 +299,17 @@ def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
     metrics = _metrics(run)
     metrics["retrieval"] = {k: want[k] for k in ("t2p_R@1", "p2t_R@1")}
     (run / "metrics.json").write_text(json.dumps(metrics))
-    info = lb.load_run(run)
+    info = tr.load_run(run)
     for metric in ("t2p_R@1", "p2t_R@1"):
-        got_ids, stat = lb.retrieval_statistic(lb.load_retrieval_ranks(run), metric)
+        got_ids, stat = stats.retrieval_statistic(stats.load_retrieval_ranks(run), metric)
         assert got_ids == ids
         assert stat(np.arange(n_pairs)[None])[0] * 100 == pytest.approx(want[metric], rel=1e-12)
-        cell = lb._group_cell(lb.group_runs([info])[0], metric, "total", lb._Stats(), 300, 0)
+        cell = stats.group_cell(tr.group_runs([info])[0], metric, "total", stats.Stats(), 300, 0)
         assert cell.value == pytest.approx(want[metric]) and cell.low < cell.value < cell.high
-        assert lb._group_cell(lb.group_runs([info])[0], metric, "semantic", lb._Stats(), 300, 0).value is None
+        assert stats.group_cell(tr.group_runs([info])[0], metric, "semantic", stats.Stats(), 300, 0).value is None
     (run / RETRIEVAL_FILE).write_text('{"id": "p000"}\n')  # no ranks: no interval, the table is still built
     with pytest.raises(UserError):
-        lb.load_retrieval_ranks(run)
-    assert lb._group_cell(lb.group_runs([info])[0], "t2p_R@1", "total", lb._Stats(), 300, 0).low is None
+        stats.load_retrieval_ranks(run)
+    assert stats.group_cell(tr.group_runs([info])[0], "t2p_R@1", "total", stats.Stats(), 300, 0).low is None
     (run / RETRIEVAL_FILE).unlink()
-    assert lb.load_retrieval_ranks(run) is None
+    assert stats.load_retrieval_ranks(run) is None

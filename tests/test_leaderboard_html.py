@@ -6,7 +6,7 @@ import re
 
 from _chromium import Tables, chromium, dump_dom, screenshot  # noqa: F401  (chromium is a fixture)
 from _fake_runs import clevr_like, predictions, write_run
-from idcbench import leaderboard as lb
+from idcbench.tables import publish
 from idcbench.published import published
 
 
@@ -18,7 +18,7 @@ def test_leaderboard_page_in_chromium(chromium, tmp_path):  # noqa: F811
     write_run(runs, "clevr-change", "most-frequent", ex, {e[0]: "there is no change" for e in ex})
     write_run(runs, "shapes", "nearest-neighbour", ex[:30], predictions(ex[:30], 0.5))
     out = tmp_path / "leaderboard"
-    lb.build_leaderboard(runs, out, resamples=100)
+    publish.build_leaderboard(runs, out, resamples=100)
     page = out / "index.html"
     html = page.read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched from the network

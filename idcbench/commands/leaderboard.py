@@ -1,4 +1,4 @@
-"""`idcbench compare`, `idcbench leaderboard` and `idcbench report`: thin wrappers over `idcbench.leaderboard`
+"""`idcbench compare`, `idcbench leaderboard` and `idcbench report`: thin wrappers over `idcbench.tables`
 and `idcbench.report`."""
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ def _progress(what: str) -> Iterator:
 
 
 def _rich_table(t) -> RichTable:
-    from idcbench.leaderboard import format_cell, format_p
-    from idcbench.render import column_title
+    from idcbench.tables.model import column_title, format_cell, format_p
 
     table = RichTable(title=escape(t.title), caption=escape(" ".join(t.notes)), caption_justify="left")
     table.add_column("model", style="bold", no_wrap=True)
@@ -67,26 +66,27 @@ def compare(
 ) -> None:
     """Compare runs: one row per model configuration (mean ± std over seeds) with 95 % bootstrap intervals and a
     paired bootstrap p-value against --baseline on CIDEr-D."""
-    from idcbench import leaderboard as lb
-    from idcbench import render
+    from idcbench.tables import csv, json, markdown
+    from idcbench.tables.build import compare as compare_runs
+    from idcbench.tables.runs import discover_runs, load_runs
 
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if bool(run_dirs) == (runs_dir is not None):
         raise UserError("pass run directories or --runs-dir (one of the two)")
-    runs = lb.load_runs(run_dirs) if run_dirs else lb.discover_runs(runs_dir)
+    runs = load_runs(run_dirs) if run_dirs else discover_runs(runs_dir)
     if dataset is not None:
         runs = [r for r in runs if r.dataset == dataset]
         if not runs:
             raise UserError(f"no runs of dataset {dataset!r} among the given runs")
     with _progress("compare") as update:
-        tables = lb.compare(runs, subset=subset, baseline=baseline, resamples=resamples, seed=seed, progress=update)
+        tables = compare_runs(runs, subset=subset, baseline=baseline, resamples=resamples, seed=seed, progress=update)
     if fmt == "md":
-        print(render.compare_markdown(tables), end="")
+        print(markdown.compare_markdown(tables), end="")
     elif fmt == "csv":
-        print(render.tables_csv(tables), end="")
+        print(csv.tables_csv(tables), end="")
     elif fmt == "json":
-        print(render.tables_json(tables), end="")
+        print(json.tables_json(tables), end="")
     else:
         for t in tables:
             console.print(_rich_table(t))
@@ -102,13 +102,13 @@ def leaderboard(
 ) -> None:
     """Write (or --check) the leaderboard: one table per dataset with bootstrap intervals, per change type tables,
     published rows beside measured ones. A pure function of the run directories."""
-    from idcbench import leaderboard as lb
+    from idcbench.tables.publish import build_leaderboard, check_leaderboard
 
     with _progress("leaderboard") as update:
         if check:
-            diffs = lb.check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
+            diffs = check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
         else:
-            paths = lb.build_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
+            paths = build_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
     if check:
         if diffs:
             more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""

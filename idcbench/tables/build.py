@@ -1,0 +1,191 @@
+"""Runs -> tables: `compare` (one table per dataset split, intervals and paired p-values) and `dataset_tables` /
+`leaderboard_tables` (the leaderboard's main, per-change-type and semantic/distractor tables, published rows beside
+measured ones). Rows are sorted by CIDEr-D, then label: the output is a pure function of the runs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from idcbench import bootstrap as bs
+from idcbench.data import CHANGE_TYPES
+from idcbench.errors import UserError
+from idcbench.tables.model import KINDS, MAIN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table
+from idcbench.tables.runs import Group, RunInfo, discover_runs, group_runs, metric_columns
+from idcbench.tables.stats import Stats, group_cell, paired_p_value
+
+Progress = Callable[[str, int, int], None]  # (description, done, total)
+
+
+def _measured_row(group: Group, columns: Sequence[str], subset: str, cache: Stats | None, resamples: int,
+                  seed: int) -> Row:
+    cells = {m: group_cell(group, m, subset, cache, resamples, seed) for m in columns}
+    ns = {r.n(subset) for r in group.runs}
+    return Row(label=group.label, kind="measured", cells=cells, model=group.model, seeds=group.seeds,
+               n=ns.pop() if len(ns) == 1 else None, runs=[str(r.path) for r in group.runs])
+
+
+def _sort_rows(rows: list[Row], metric: str) -> list[Row]:
+    def key(r: Row) -> tuple:
+        c = r.cells.get(metric)
+        v = c.value if c is not None and c.value is not None else -math.inf
+        return (-v, r.label)
+
+    return sorted(rows, key=key)
+
+
+def _find_baseline(groups: Sequence[Group], baseline: str) -> Group | None:
+    hits = [g for g in groups if g.label == baseline] or [g for g in groups if g.model == baseline]
+    if len(hits) > 1:
+        raise UserError(f"--baseline {baseline!r} matches several configurations: "
+                        f"{', '.join(g.label for g in hits)}; pass one of these labels")
+    return hits[0] if hits else None
+
+
+def compare(runs: Sequence[RunInfo], *, subset: str = "total", baseline: str | None = None,
+            resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED, columns: Sequence[str] | None = None,
+            progress: Progress | None = None) -> list[Table]:
+    """One table per (dataset, split): a row per configuration (mean ± std over seeds), each metric with its
+    95 % bootstrap interval, and the paired bootstrap p-value against `baseline` on CIDEr-D."""
+    if not runs:
+        raise UserError("no finished runs to compare (a run directory has metrics.json; `idcbench run` makes one)")
+    groups = group_runs(runs)
+    cache = Stats()
+    by_split: dict[tuple[str, str], list[Group]] = {}
+    for g in groups:
+        by_split.setdefault((g.dataset, g.split), []).append(g)
+    if baseline is not None and not any(_find_baseline(gs, baseline) for gs in by_split.values()):
+        known = sorted({g.label for g in groups})
+        raise UserError(f"--baseline {baseline!r}: no such model among the runs (models: {', '.join(known)})")
+    total = sum(len(gs) for gs in by_split.values())
+    done = 0
+    tables = []
+    for (dataset, split), gs in sorted(by_split.items()):
+        members = [r for g in gs for r in g.runs]
+        cols = list(columns) if columns else metric_columns(members, subset)
+        if not any(r.subset(subset) for r in members):
+            raise UserError(f"{dataset}/{split}: no run has subset {subset!r} "
+                            f"(subsets: {', '.join(sorted({s for r in members for s in r.metrics.get('subsets', {})}))})")
+        base = _find_baseline(gs, baseline) if baseline else None
+        rows = []
+        for g in gs:
+            if progress:
+                progress(f"{dataset}: {g.label}", done, total)
+            row = _measured_row(g, cols, subset, cache, resamples, seed)
+            if base is not None and g is not base and PRIMARY in cols:
+                row.p_value = paired_p_value(g, base, subset=subset, resamples=resamples, seed=seed, cache=cache)
+            rows.append(row)
+            done += 1
+        table = Table(title=f"{dataset} ({split}, {subset})", dataset=dataset, split=split, subset=subset,
+                      columns=cols, rows=_sort_rows(rows, PRIMARY), baseline=base.label if base else None)
+        table.notes.append(_ci_note(resamples, seed))
+        tables.append(table)
+    if progress:
+        progress("done", total, total)
+    return tables
+
+
+def _ci_note(resamples: int, seed: int) -> str:
+    if resamples <= 0:
+        return "No confidence intervals (resampling disabled)."
+    return (f"Values x100. [low, high] = 95 % percentile bootstrap interval over test examples ({resamples} "
+            f"resamples, seed {seed}; R@1 resamples the queried pairs against the fixed candidate set); "
+            "± = standard deviation over seeds when a model has several.")
+
+
+def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resamples: int = bs.DEFAULT_RESAMPLES,
+                   seed: int = bs.DEFAULT_SEED, cache: Stats | None = None, published_rows: bool = True,
+                   progress: Progress | None = None) -> list[Table]:
+    """The leaderboard tables of one dataset split: main metrics on ``total`` (measured + published rows); for
+    data with change types, CIDEr-D per change type and the semantic/distractor split."""
+    from idcbench.published import published
+
+    cache = cache or Stats()
+    runs = [r for g in groups for r in g.runs]
+    pub = published(dataset) if published_rows and split == "test" else []
+    cols = metric_columns(runs, "total")
+    for m in MAIN_METRICS:  # published columns shown even if no measured run has them
+        if m not in cols and any(p.value(m) is not None for p in pub):
+            cols.insert(min(MAIN_METRICS.index(m), len(cols)), m)
+    tables = []
+    rows = [_measured_row(g, cols, "total", cache, resamples, seed) for g in groups]
+    if progress:
+        progress(f"{dataset}: main table", 0, 3)
+    main = Table(title=f"{dataset} ({split})", dataset=dataset, split=split, subset="total", columns=cols,
+                 rows=_sort_rows(rows, PRIMARY) + [_published_row(p, cols, "total") for p in pub], key="main")
+    main.notes.append(_ci_note(resamples, seed))
+    if pub:
+        main.notes.append("Rows marked 'published' are reported numbers (their sources below), not measured here; "
+                          "they differ in backbone, training data and sometimes scorer.")
+    tables.append(main)
+
+    subsets = sorted({s for r in runs for s in r.metrics.get("subsets", {})})
+    types = [t for t in CHANGE_TYPES if t in subsets]
+    others = [s for s in subsets if s not in types and s not in KINDS and s != "total"]
+    ranked = [next(g for g in groups if g.label == r.label) for r in main.measured]
+    if types:
+        if progress:
+            progress(f"{dataset}: change types", 1, 3)
+        tcols = types + [s for s in ("distractor",) if s in subsets] + others
+        trows = []
+        for g in ranked:
+            cells = {s: group_cell(g, PRIMARY, s, cache, resamples, seed) for s in tcols}
+            trows.append(Row(label=g.label, kind="measured", cells=cells, model=g.model, seeds=g.seeds,
+                             runs=[str(r.path) for r in g.runs]))
+        trows += [_published_row(p, tcols, None, metric=PRIMARY) for p in pub
+                  if any(p.value(PRIMARY, t) is not None for t in tcols)]
+        t = Table(title=f"{dataset} ({split}): CIDEr-D per change type", dataset=dataset, split=split,
+                  subset="*", columns=tcols, rows=trows, key="types")
+        t.notes.append("CIDEr-D x100 on each subset, each scored as its own corpus.")
+        tables.append(t)
+    kinds = [k for k in KINDS if k in subsets]
+    if kinds:
+        if progress:
+            progress(f"{dataset}: semantic / distractor", 2, 3)
+        kcols = [c for c in cols if c not in RETRIEVAL_COLUMNS]
+        krows = []
+        for g in ranked:
+            for k in kinds:
+                row = _measured_row(g, kcols, k, cache, resamples, seed)
+                row.subset = k
+                krows.append(row)
+        for p in pub:
+            for k in kinds:
+                if any(p.value(m, k) is not None for m in kcols):
+                    row = _published_row(p, kcols, k)
+                    row.subset = k
+                    krows.append(row)
+        t = Table(title=f"{dataset} ({split}): semantic change vs distractor", dataset=dataset, split=split,
+                  subset="kind", columns=kcols, rows=krows, key="kinds")
+        t.notes.append("Semantic = pairs with a real change; distractor = pairs without one (viewpoint or "
+                       "lighting changes only).")
+        tables.append(t)
+    return tables
+
+
+def _published_row(p: Any, columns: Sequence[str], subset: str | None, metric: str | None = None) -> Row:
+    if subset is None:  # columns are subsets of one metric
+        cells = {c: Cell(p.value(metric, c)) for c in columns}
+    else:
+        cells = {c: Cell(p.value(c, subset)) for c in columns}
+    source = p.source + (f"; {p.note}" if p.note else "")
+    return Row(label=p.label, kind="published", cells=cells, model=p.method, source=source)
+
+
+def leaderboard_tables(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
+                       progress: Progress | None = None) -> dict[tuple[str, str], list[Table]]:
+    """All leaderboard tables: (dataset, split) -> tables, in sorted order."""
+    groups = group_runs(discover_runs(runs_dir))
+    cache = Stats()
+    out: dict[tuple[str, str], list[Table]] = {}
+    keys = sorted({(g.dataset, g.split) for g in groups})
+    for i, (dataset, split) in enumerate(keys):
+        if progress:
+            progress(f"{dataset} ({split})", i, len(keys))
+        gs = [g for g in groups if (g.dataset, g.split) == (dataset, split)]
+        out[(dataset, split)] = dataset_tables(dataset, split, gs, resamples=resamples, seed=seed, cache=cache)
+    if progress:
+        progress("done", len(keys), len(keys))
+    return out

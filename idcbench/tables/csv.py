@@ -1,0 +1,35 @@
+"""Tables -> CSV in long format (one line per row and metric), values x100 with 4 decimals."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Sequence
+
+from idcbench.tables.model import Cell, Table, seeds_text
+
+
+CSV_FIELDS = ("dataset", "split", "table", "type", "label", "model", "seeds", "n", "subset", "metric", "value", "std",
+              "ci_low", "ci_high", "p_value", "baseline", "source")
+
+
+def _num(v: float | None, digits: int = 4) -> str:
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def tables_csv(tables: Sequence[Table]) -> str:
+    """Long format: one line per (row, metric) cell, values x100 with 4 decimals."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for t in tables:
+        for r in t.rows:
+            for c in t.columns:
+                cell = r.cells.get(c) or Cell(None)
+                subset, metric = (c, "CIDEr-D") if t.key == "types" else (getattr(r, "subset", None) or t.subset, c)
+                p = r.p_value if metric == "CIDEr-D" else None
+                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, seeds_text(r).replace(",", " "),
+                            "" if r.n is None else r.n, subset, metric, _num(cell.value), _num(cell.std),
+                            _num(cell.low), _num(cell.high), "" if p is None else f"{p:.4f}",
+                            t.baseline or "", r.source])
+    return buf.getvalue()

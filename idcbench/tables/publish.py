@@ -1,0 +1,66 @@
+"""The leaderboard folder: ``README.md``, ``<dataset>.csv`` and ``index.html`` from the run directories; write only
+what changed (`build_leaderboard`), or say what differs (`check_leaderboard`, for CI). The demo and CI call these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from idcbench import bootstrap as bs
+from idcbench.files import write_atomic
+from idcbench.tables.build import Progress, leaderboard_tables
+from idcbench.tables.csv import tables_csv
+from idcbench.tables.html import leaderboard_html
+from idcbench.tables.markdown import leaderboard_markdown
+
+
+def render_leaderboard(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
+                       progress: Progress | None = None) -> dict[str, str]:
+    """The leaderboard files as {relative path: text}: README.md, <dataset>.csv, index.html. Pure function of
+    the run directories."""
+    tables = leaderboard_tables(runs_dir, resamples=resamples, seed=seed, progress=progress)
+    files = {"README.md": leaderboard_markdown(tables), "index.html": leaderboard_html(tables)}
+    for dataset in sorted({d for d, _ in tables}):
+        files[f"{dataset}.csv"] = tables_csv([t for (d, _), ts in tables.items() if d == dataset for t in ts])
+    return files
+
+
+def build_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboard", *,
+                      resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
+                      progress: Progress | None = None) -> list[Path]:
+    """Write the leaderboard files under `out_dir` (only files whose content changed are rewritten); returns
+    their paths. Stale ``<dataset>.csv`` files of datasets without runs are removed."""
+    out_dir = Path(out_dir)
+    files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, text in files.items():
+        path = out_dir / name
+        if not path.exists() or path.read_bytes() != text.encode("utf-8"):
+            write_atomic(path, text.encode("utf-8"))
+        paths.append(path)
+    for stale in _stale_files(out_dir, files):
+        stale.unlink()
+    return paths
+
+
+def _stale_files(out_dir: Path, files: Mapping[str, str]) -> list[Path]:
+    return sorted(p for p in out_dir.glob("*.csv") if p.name not in files)
+
+
+def check_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboard", *,
+                      resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
+                      progress: Progress | None = None) -> list[str]:
+    """Differences between the files under `out_dir` and what the runs give ([] = up to date)."""
+    out_dir = Path(out_dir)
+    files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress)
+    diffs = []
+    for name, text in files.items():
+        path = out_dir / name
+        if not path.exists():
+            diffs.append(f"{path}: missing")
+        elif path.read_bytes() != text.encode("utf-8"):
+            diffs.append(f"{path}: differs from what the runs give")
+    diffs += [f"{p}: no runs of this dataset (stale)" for p in _stale_files(out_dir, files)]
+    return diffs

@@ -1,0 +1,215 @@
+"""Bootstrap statistics of runs: per-sample rows -> vectorised statistics, interval cells over seeds, paired tests.
+
+`Stats` reads each run's ``per_sample.jsonl`` and ``retrieval.jsonl`` once; `group_cell` gives a table cell (mean
+over seeds, std, 95 % interval); `paired_p_value` tests a model against a baseline on the same examples.
+
+>>> subset_rows([{"id": "a", "tags": {"kind": "semantic"}}, {"id": "b", "tags": {"kind": "distractor"}}], "semantic")
+[0]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from idcbench import bootstrap as bs
+from idcbench.errors import UserError
+from idcbench.scoring import RETRIEVAL_FILE, load_samples
+from idcbench.tables.model import KINDS, MEAN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell
+from idcbench.tables.runs import Group, RunInfo
+
+
+def subset_rows(samples: Sequence[Mapping[str, Any]], subset: str) -> list[int] | None:
+    """Positions of the samples in `subset`: ``total`` is all; otherwise a row's ``subsets`` list when present,
+    else its tags (``kind`` = semantic/distractor, ``type`` = change type). None when membership is unknown."""
+    if subset == "total":
+        return list(range(len(samples)))
+    if samples and all("subsets" in s for s in samples):
+        return [i for i, s in enumerate(samples) if subset in s["subsets"]]
+    keys = ("kind",) if subset in KINDS else ("type", "kind")
+    hits = [i for i, s in enumerate(samples) if any((s.get("tags") or {}).get(k) == subset for k in keys)]
+    return hits or None
+
+
+def _stats(sample: Mapping[str, Any]) -> Mapping[str, Any]:
+    return sample.get("stats") or {}
+
+
+def _tokens(sample: Mapping[str, Any]) -> tuple[str, list[str]] | None:
+    """PTB-tokenised hypothesis and references of a sample (``stats.hyp`` / ``stats.refs``), if present."""
+    st = _stats(sample)
+    hyp, refs = st.get("hyp"), st.get("refs")
+    if isinstance(hyp, str) and isinstance(refs, list) and refs:
+        return hyp, [str(r) for r in refs]
+    return None
+
+
+def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.Statistic | None:
+    """A vectorised bootstrap statistic (0-1 scale) of `metric` over these samples, or None if they lack the data.
+
+    Means of per-example scores for ROUGE-L, SPICE and BERTScore; BLEU from per-example counts; CIDEr-D and
+    METEOR recomputed from tokens / METEOR statistics (`idcbench.bootstrap_metrics`). The rows that `save_report`
+    writes carry all of these; rows without them (or SPICE / BERTScore without per-sample scores) get no interval.
+    """
+    from idcbench import bootstrap_metrics as bm
+
+    if not samples:
+        return None
+    if metric in MEAN_METRICS or metric.startswith("BERTScore"):
+        vals = [(s.get("scores") or {}).get(metric) for s in samples]
+        if any(v is None for v in vals):
+            return None
+        return bs.MeanStatistic(vals)
+    if metric.startswith("BLEU-"):
+        order = int(metric.split("-")[1])
+        rows = [_stats(s).get("bleu") for s in samples]
+        if all(isinstance(r, (list, tuple)) and len(r) == 10 for r in rows):
+            return bm.BleuStatistic.from_counts(np.asarray(rows), order)
+        toks = [_tokens(s) for s in samples]
+        if all(t is not None for t in toks):
+            return bm.BleuStatistic([t[0] for t in toks], [t[1] for t in toks], order)
+    elif metric == "CIDEr-D":
+        toks = [_tokens(s) for s in samples]
+        if all(t is not None for t in toks):
+            return bm.CiderDStatistic([t[0] for t in toks], [t[1] for t in toks])
+    elif metric == "METEOR":
+        lines = [_stats(s).get("meteor") for s in samples]
+        if all(isinstance(x, (str, list, tuple)) for x in lines):
+            try:
+                return bm.MeteorStatistic(lines)
+            except ValueError:
+                pass
+    return None
+
+
+def load_retrieval_ranks(run_dir: Path) -> list[dict] | None:
+    """The run's per-pair retrieval ranks (``retrieval.jsonl``), sorted by id; None for runs without that file, a
+    `UserError` for a file that is not one."""
+    path = Path(run_dir) / RETRIEVAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not all(isinstance(r, dict) and "id" in r and isinstance(r.get("t2p"), list) for r in rows):
+            raise ValueError("every row needs an id and a t2p list")
+    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"{path}: not a retrieval ranks file ({e}); rerun `idcbench score` on the run") from None
+    return sorted(rows, key=lambda r: str(r["id"]))
+
+
+def retrieval_statistic(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[list[str], bs.Statistic]:
+    """(pair ids, statistic) of a retrieval R@K column from per-pair ranks (`load_retrieval_ranks`). text->pair R@K
+    is a ratio over the resampled pairs' captions, pair->text R@K a mean over the resampled queried pairs; the
+    candidate set stays the whole split."""
+    direction, k = metric.split("_R@")
+    if direction == "t2p":
+        hits = [sum(int(x) <= int(k) for x in r["t2p"]) for r in rows]
+        stat: bs.Statistic = bs.RatioStatistic(hits, [len(r["t2p"]) for r in rows])
+    else:
+        rows = [r for r in rows if r.get("p2t") is not None]
+        stat = bs.MeanStatistic([float(int(r["p2t"]) <= int(k)) for r in rows])
+    return [str(r["id"]) for r in rows], stat
+
+
+class Stats:
+    """Caches per-run samples and statistics while tables are built (statistics are costly to set up)."""
+
+    def __init__(self) -> None:
+        self._samples: dict[Path, list[dict] | None] = {}
+        self._ranks: dict[Path, list[dict] | None] = {}
+        self._stat: dict[tuple[Path, str, str], tuple[list[str], bs.Statistic] | None] = {}
+
+    def samples(self, run: RunInfo) -> list[dict] | None:
+        if run.path not in self._samples:
+            try:
+                rows = load_samples(run.path)
+            except UserError:
+                rows = None
+            if rows is not None:
+                rows = sorted(rows, key=lambda s: str(s.get("id")))
+            self._samples[run.path] = rows
+        return self._samples[run.path]
+
+    def ranks(self, run: RunInfo) -> list[dict] | None:
+        """The run's per-pair retrieval ranks, read once; None when missing or unreadable (no interval)."""
+        if run.path not in self._ranks:
+            try:
+                self._ranks[run.path] = load_retrieval_ranks(run.path)
+            except UserError:
+                self._ranks[run.path] = None
+        return self._ranks[run.path]
+
+    def get(self, run: RunInfo, subset: str, metric: str) -> tuple[list[str], bs.Statistic] | None:
+        """(sorted ids, statistic) of `metric` on `subset` of a run, or None when it cannot be resampled."""
+        key = (run.path, subset, metric)
+        if key not in self._stat:
+            self._stat[key] = None
+            if metric in RETRIEVAL_COLUMNS:
+                ranks = self.ranks(run) if subset == "total" else None
+                self._stat[key] = retrieval_statistic(ranks, metric) if ranks else None
+                return self._stat[key]
+            samples = self.samples(run)
+            if samples:
+                pos = subset_rows(samples, subset)
+                expected = run.n(subset)
+                if pos is not None and (expected is None or expected == len(pos)):
+                    rows = [samples[i] for i in pos]
+                    stat = metric_statistic(rows, metric)
+                    if stat is not None:
+                        self._stat[key] = ([str(s.get("id")) for s in rows], stat)
+        return self._stat[key]
+
+    def group(self, group: Group, subset: str, metric: str) -> tuple[list[str], bs.Statistic] | None:
+        """The seed-mean statistic of a group (all its runs must cover the same ids)."""
+        parts = [self.get(r, subset, metric) for r in group.runs]
+        if any(p is None for p in parts):
+            return None
+        ids = parts[0][0]
+        if any(p[0] != ids for p in parts[1:]):
+            return None
+        stat = parts[0][1] if len(parts) == 1 else bs.MeanOf([p[1] for p in parts])
+        return ids, stat
+
+
+def group_cell(group: Group, metric: str, subset: str, cache: Stats | None, resamples: int, seed: int) -> Cell:
+    vals = [r.value(metric, subset) for r in group.runs]
+    vals = [v for v in vals if v is not None]
+    if not vals or len(vals) != len(group.runs):
+        return Cell(None, seeds=len(group.runs))
+    mean = float(np.mean(vals))
+    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+    low = high = None
+    if cache is not None and resamples > 0:
+        got = cache.group(group, subset, metric)
+        if got is not None:
+            ids, stat = got
+            ci = bs.confidence_interval(stat, len(ids), resamples=resamples, seed=seed, point=mean / 100)
+            if not (math.isnan(ci.low) or math.isnan(ci.high)):
+                low, high = ci.low * 100, ci.high * 100
+    return Cell(mean, std, low, high, len(group.runs))
+
+
+def paired_p_value(model: Group, baseline: Group, *, subset: str = "total", metric: str = PRIMARY,
+                   resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
+                   cache: Stats | None = None) -> float | None:
+    """Two-sided paired bootstrap p-value of `model` vs `baseline` on `metric` (seed means when several seeds).
+
+    Both must cover the same example ids (else `UserError`); None when per-example data are missing.
+    """
+    if resamples <= 0:
+        return None
+    cache = cache or Stats()
+    a, b = cache.group(model, subset, metric), cache.group(baseline, subset, metric)
+    if a is None or b is None:
+        return None
+    (ids_a, stat_a), (ids_b, stat_b) = a, b
+    if ids_a != ids_b:
+        only_a, only_b = len(set(ids_a) - set(ids_b)), len(set(ids_b) - set(ids_a))
+        raise UserError(f"cannot pair {model.label} with baseline {baseline.label} on {model.dataset}/{subset}: "
+                        f"they cover different examples ({only_a} ids only in the model's run, {only_b} only in the "
+                        "baseline's); compare runs of the same dataset split and limit")
+    return bs.paired_test(stat_a, stat_b, len(ids_a), resamples=resamples, seed=seed).p_value

@@ -50,9 +50,11 @@ class Problem:
     path: Path
     reason: str  # "missing" | "corrupt"
     detail: str = ""
+    where: str | None = None  # file:line of the example, for formats that have lines (pairs:PATH)
 
     def __str__(self) -> str:
-        return f"{self.split} {self.example_id}: {self.reason} {self.path}" + (f" ({self.detail})" if self.detail else "")
+        text = f"{self.split} {self.example_id}: {self.reason} {self.path}" + (f" ({self.detail})" if self.detail else "")
+        return f"{self.where}: {text}" if self.where else text
 
 
 @dataclass
@@ -117,5 +119,5 @@ def verify(
                     continue
                 reason, detail = result
                 setattr(check, reason, getattr(check, reason) + 1)
-                report.problems.append(Problem(split, example_id, path, reason, detail))
+                report.problems.append(Problem(split, example_id, path, reason, detail, dataset.location(example_id)))
     return report

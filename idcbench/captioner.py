@@ -119,7 +119,6 @@ def register_variants(config_dir: Path, families: Mapping[str, str], default_fam
 
     from idcbench.registry import MODELS
 
-    meta = ("name", "description", "family", "aliases", "config")
     for path in sorted(Path(config_dir).glob("*.json")):
         data = json.loads(path.read_text())
         family = data.get("family", default_family)
@@ -127,9 +126,21 @@ def register_variants(config_dir: Path, families: Mapping[str, str], default_fam
             raise ValueError(f"{path}: unknown family {family!r} (known: {', '.join(families)})")
         if not data.get("description"):
             raise ValueError(f"{path}: every variant needs a description (`idcbench list models` shows it)")
-        config = data["config"] if "config" in data else {k: v for k, v in data.items() if k not in meta}
+        config = variant_config(data)
         MODELS.add(data.get("name", path.stem), ModelSpec(families[family], dict(config), data["description"]),
                    description=data["description"], aliases=tuple(data.get("aliases", ())))
+
+
+VARIANT_KEYS = ("name", "description", "family", "aliases", "config")  # a variant file's keys that are not config
+
+
+def variant_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The config of a variant file: its ``config`` group, else every top-level key that is not in `VARIANT_KEYS`.
+
+    >>> variant_config({"description": "d", "k": 3}), variant_config({"config": {"k": 3}, "name": "n"})
+    ({'k': 3}, {'k': 3})
+    """
+    return dict(data["config"]) if "config" in data else {k: v for k, v in data.items() if k not in VARIANT_KEYS}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -91,11 +91,25 @@ class Dataset(ABC):
         if split not in self.splits():
             raise UserError(f"{self.info.name}: unknown split {split!r} (splits: {', '.join(self.splits())})")
 
+    def fingerprint(self) -> str | None:
+        """A hash of the annotation file(s) beyond ids and references, for the run spec's manifest (``pairs:PATH``:
+        the file's sha256, so an edited image path makes a new run); None when ids and references say it all."""
+        return None
+
+    def location(self, example_id: str) -> str | None:
+        """Where an example is written down (``file:line``), for problem reports; None when the format has no lines."""
+        return None
+
 
 def data_root(name: str, root: str | Path | None = None) -> Path:
-    """Where dataset `name` lives: `root` if given, else ``$IDCBENCH_DATA/<name>``, else ``~/.cache/idcbench/data/<name>``."""
+    """Where dataset `name` lives: `root` if given, else ``$IDCBENCH_DATA/<name>``, else ``~/.cache/idcbench/data/<name>``.
+    A name that carries its own path (``pairs:PATH``) resolves a relative PATH against `root`, else the current folder."""
     if root is not None:
         return Path(root).expanduser()
+    from idcbench.registry import DATASETS
+
+    if DATASETS.scheme_of(name) is not None:
+        return Path.cwd()
     env = os.environ.get("IDCBENCH_DATA")
     if env:
         return Path(env).expanduser() / name

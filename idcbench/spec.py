@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from idcbench.data import Example
+from idcbench.data import Dataset, Example
 from idcbench.files import write_atomic
 
 SPEC_VERSION = 1
@@ -60,6 +61,14 @@ def sha256_text(text: str) -> str:
 def manifest_hash(examples: Sequence[Example]) -> str:
     """sha256 over the ids and references of `examples`, in order (what is scored; images are not read)."""
     return sha256_text(canonical_json([[e.id, list(e.references)] for e in examples]))
+
+
+def dataset_manifest(dataset: Dataset, examples: Sequence[Example]) -> str:
+    """The run spec's manifest: `manifest_hash`, combined with the dataset's `fingerprint` when it has one (the
+    sha256 of a ``pairs:PATH`` file: an edited image path or tag is a different run)."""
+    fingerprint = dataset.fingerprint()
+    base = manifest_hash(examples)
+    return base if fingerprint is None else sha256_text(canonical_json([base, fingerprint]))
 
 
 def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -112,8 +121,19 @@ class RunSpec:
         return self.hash[:HASH_CHARS]
 
     def run_dir(self, runs_dir: str | Path = "runs") -> Path:
-        """``<runs_dir>/<dataset>/<model>/<hash[:16]>``."""
-        return Path(runs_dir) / self.dataset / self.model / self.short_hash
+        """``<runs_dir>/<dataset>/<model>/<hash[:16]>``, each name made one safe folder name (`path_component`)."""
+        return Path(runs_dir) / path_component(self.dataset) / path_component(self.model) / self.short_hash
+
+
+def path_component(name: str) -> str:
+    """`name` as one folder name: registered names stay as they are; a name that carries a path (``pairs:PATH``) or
+    odd characters keeps its letters, digits, ``.``, ``-`` and ``_`` (the spec hash tells two such runs apart).
+
+    >>> path_component("clevr-change"), path_component("pairs:../data/my pairs.jsonl"), path_component("..")
+    ('clevr-change', 'pairs_.._data_my_pairs.jsonl', '_..')
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:120] or "_"
+    return f"_{safe}" if set(safe) <= {"."} else safe
 
 
 def decoding_settings(config: Mapping[str, Any]) -> dict[str, Any]:

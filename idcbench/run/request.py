@@ -18,7 +18,7 @@ from idcbench.captioner import ModelSpec, deep_merge
 from idcbench.data import Dataset, Example, load_dataset
 from idcbench.distributed import DistInfo, dist_info
 from idcbench.errors import UserError
-from idcbench.spec import RunSpec, canonical_json, decoding_settings, file_sha256, manifest_hash
+from idcbench.spec import RunSpec, canonical_json, dataset_manifest, decoding_settings, file_sha256, manifest_hash
 
 
 # ----------------------------------------------------------------------------------------------------------- inputs
@@ -158,7 +158,7 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
             raise UserError(f"{req.dataset} has no train split to train {req.model} on; pass --init CKPT")
         train_manifest = manifest_hash(fit_examples(dataset, "train") + fit_examples(dataset, "val"))
     spec = RunSpec(
-        model=req.model, config=config, dataset=req.dataset, split=req.split, manifest=manifest_hash(examples),
+        model=req.model, config=config, dataset=req.dataset, split=req.split, manifest=dataset_manifest(dataset, examples),
         checkpoint=checkpoint, train=train, train_manifest=train_manifest, decoding=decoding_settings(config),
         seed=req.seed, limit=req.limit,
     )

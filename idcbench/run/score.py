@@ -21,7 +21,7 @@ from idcbench.run.request import (
     Prepared, RunRequest, RunResult, model_spec_of, open_dataset, resolve_device, split_examples,
 )
 from idcbench.scoring import RETRIEVAL_FILE
-from idcbench.spec import RunSpec, manifest_hash, write_json_atomic
+from idcbench.spec import RunSpec, dataset_manifest, write_json_atomic
 
 def split_subsets(dataset: Dataset, split: str, examples: Sequence[Example]) -> dict[str, list[str]]:
     """The dataset's subsets restricted to the evaluated examples (``--limit``); empty subsets are dropped."""
@@ -150,7 +150,7 @@ def score_run(run_dir: str | Path, *, data_root: str | Path | None = None, metri
                      runs_dir=run_dir.parents[2], metrics=metrics if metrics is not None else saved.get("metrics"))
     dataset = open_dataset(spec.dataset, req.data_root)
     examples = split_examples(dataset, spec.split, spec.limit)
-    if manifest_hash(examples) != spec.manifest:
+    if dataset_manifest(dataset, examples) != spec.manifest:
         raise UserError(f"{run_dir}: the {spec.dataset} {spec.split} examples under {dataset.root} differ from the ones "
                         "this run captioned (manifest hash); point --data-root at the same data")
     problems = missing_shards(run_dir, examples)

@@ -59,13 +59,16 @@ class ScoreReport:
 # --------------------------------------------------------------------------------------------------------------
 # metric names
 def resolve_metrics(names: Sequence[str] | None) -> list[str]:
-    """Canonical metric names, in a stable order. ``BLEU`` means BLEU-1..4; ``BERTScore`` the default model.
+    """Canonical metric names, in a stable order; any case, and the names people type: ``bleu`` means BLEU-1..4,
+    ``rouge`` ROUGE-L, ``cider`` CIDEr-D, ``bertscore`` BERTScore with the default model. Every command resolves
+    its metric names here.
 
     >>> resolve_metrics(["CIDEr", "BLEU"])
     ['BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'CIDEr-D']
+    >>> resolve_metrics(["bleu,meteor,rouge,cider", "spice"])
+    ['BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'METEOR', 'ROUGE-L', 'CIDEr-D', 'SPICE']
     """
-    from idcbench.metrics import bertscore
-    from idcbench.registry import METRICS
+    from idcbench.metrics import bertscore, metric_name
 
     if names is None:
         return list(DEFAULT_METRICS)
@@ -78,7 +81,7 @@ def resolve_metrics(names: Sequence[str] | None) -> list[str]:
                 out.extend(BLEU)
             elif name.lower() in ("default", "coco"):
                 out.extend(DEFAULT_METRICS)
-            elif name.startswith(bertscore.PREFIX):
+            elif name.lower().startswith(bertscore.PREFIX.lower()):
                 inner = name[len(bertscore.PREFIX):]
                 model = inner[1:-1] if inner.startswith("[") and inner.endswith("]") else None
                 if inner and model is None:
@@ -87,8 +90,11 @@ def resolve_metrics(names: Sequence[str] | None) -> list[str]:
                 _BERTSCORE_MODELS[metric] = model
                 out.append(metric)
             else:
-                out.append(METRICS.get(name).name)
+                out.append(metric_name(name))
     seen = dict.fromkeys(out)
+    if not seen:
+        raise UserError(f"--metrics {','.join(map(str, names))!r}: no metric names; give e.g. --metrics CIDEr-D,BLEU "
+                        "(or leave it out for the default set)")
     order = {m: i for i, m in enumerate(COCO_ORDER)}
     return sorted(seen, key=lambda m: order.get(m, len(order)))
 

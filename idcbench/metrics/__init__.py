@@ -6,12 +6,16 @@ process). Values are on pycocoevalcap's 0-1 scale (CIDEr-D as is); reports show 
 >>> from idcbench.registry import METRICS
 >>> METRICS.get("CIDEr").name
 'CIDEr-D'
+>>> [canonical_name(n) for n in ("cider", "Rouge", "bleu_4", "meteor", "spice", "CIDER-D", "nosuch")]
+['CIDEr-D', 'ROUGE-L', 'BLEU-4', 'METEOR', 'SPICE', 'CIDEr-D', None]
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
+from idcbench.errors import UserError
 from idcbench.registry import METRICS
 
 
@@ -26,16 +30,53 @@ class MetricSpec:
     version: str = "pycocoevalcap 1.2"
 
 
+_SPELLINGS: dict[str, str] = {}  # folded spelling -> registered name
+
+
+def _fold(name: str) -> str:
+    return "".join(c for c in name.lower() if c not in "-_ ")
+
+
+def canonical_name(name: str) -> str | None:
+    """The registered metric that `name` means in any case, with or without ``-`` / ``_`` (``cider``, ``Bleu_4``,
+    ``rouge``); None when there is none. Group names (``bleu`` = BLEU-1..4) are `idcbench.scoring.resolve_metrics`'."""
+    return _SPELLINGS.get(_fold(name))
+
+
+def metric_name(name: str) -> str:
+    """`canonical_name`, or a `UserError` with the closest names ("did you mean").
+
+    >>> metric_name("cidr")
+    Traceback (most recent call last):
+    ...
+    idcbench.errors.UserError: unknown metric 'cidr'; did you mean 'CIDEr-D'? (known: ...)
+    """
+    found = canonical_name(name)
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(_fold(name), list(_SPELLINGS), n=3, cutoff=0.6)
+    hint = " or ".join(repr(m) for m in dict.fromkeys(_SPELLINGS[c] for c in close))
+    known = ", ".join(dict.fromkeys(_SPELLINGS.values()))
+    raise UserError(f"unknown metric {name!r}{f'; did you mean {hint}?' if hint else ''} (known: {known}; "
+                    "bleu = BLEU-1..4, any case)")
+
+
+def _add(spec: MetricSpec, aliases: tuple[str, ...] = (), *, description: str) -> None:
+    METRICS.add(spec.name, spec, aliases=aliases, description=description)
+    for spelling in (spec.name, *aliases):
+        _SPELLINGS[_fold(spelling)] = spec.name
+
+
 for _n in range(1, 5):
-    METRICS.add(f"BLEU-{_n}", MetricSpec(f"BLEU-{_n}", "bleu"), aliases=(f"Bleu_{_n}", f"BLEU{_n}", f"B{_n}"),
-                description=f"BLEU-{_n}, corpus level, closest reference length (pycocoevalcap 1.2, PTB tokens)")
-METRICS.add("METEOR", MetricSpec("METEOR", "meteor", version="meteor-1.5 (pycocoevalcap 1.2), -l en -norm"),
-            description="METEOR 1.5 aggregate from summed statistics (pycocoevalcap's jar, one process)")
-METRICS.add("ROUGE-L", MetricSpec("ROUGE-L", "rouge"), aliases=("ROUGE_L", "ROUGE"),
-            description="ROUGE-L, beta 1.2, mean over images (pycocoevalcap 1.2)")
-METRICS.add("CIDEr-D", MetricSpec("CIDEr-D", "cider"), aliases=("CIDEr", "CIDER"),
-            description="CIDEr-D (pycocoevalcap's CIDEr), document frequencies from the scored corpus")
-METRICS.add("SPICE", MetricSpec("SPICE", "spice", default=False, version="spice-1.0 (pycocoevalcap 1.2)"),
-            description="SPICE; needs CoreNLP 3.6.0 jars in $IDCBENCH_SPICE_LIB and Java 8-15 (opt-in)")
-METRICS.add("BERTScore", MetricSpec("BERTScore", "bertscore", default=False, version="bert-score"),
-            description="BERTScore F1, default all-MiniLM-L6-v2 offline; BERTScore[<model>] for another (opt-in)")
+    _add(MetricSpec(f"BLEU-{_n}", "bleu"), (f"Bleu_{_n}", f"BLEU{_n}", f"B{_n}"),
+         description=f"BLEU-{_n}, corpus level, closest reference length (pycocoevalcap 1.2, PTB tokens)")
+_add(MetricSpec("METEOR", "meteor", version="meteor-1.5 (pycocoevalcap 1.2), -l en -norm"),
+     description="METEOR 1.5 aggregate from summed statistics (pycocoevalcap's jar, one process)")
+_add(MetricSpec("ROUGE-L", "rouge"), ("ROUGE_L", "ROUGE"),
+     description="ROUGE-L, beta 1.2, mean over images (pycocoevalcap 1.2)")
+_add(MetricSpec("CIDEr-D", "cider"), ("CIDEr", "CIDER"),
+     description="CIDEr-D (pycocoevalcap's CIDEr), document frequencies from the scored corpus")
+_add(MetricSpec("SPICE", "spice", default=False, version="spice-1.0 (pycocoevalcap 1.2)"),
+     description="SPICE; needs CoreNLP 3.6.0 jars in $IDCBENCH_SPICE_LIB and Java 8-15 (opt-in)")
+_add(MetricSpec("BERTScore", "bertscore", default=False, version="bert-score"),
+     description="BERTScore F1, default all-MiniLM-L6-v2 offline; BERTScore[<model>] for another (opt-in)")

@@ -242,4 +242,4 @@ def _csv_rows(file: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 DATASETS.add_scheme("pairs", PairsLoader, description="Your own pairs: a JSONL or CSV file of before, after, captions, "
-                    "split (+ tags); e.g. --dataset pairs:data/mine.jsonl")
+                    "split (+ tags); e.g. --dataset pairs:data/mine.jsonl", argument="PATH")

@@ -53,6 +53,7 @@ class Registry(Generic[T]):
         self._aliases: dict[str, str] = {}
         self._pending: dict[str, Any] = {}  # name -> importlib.metadata.EntryPoint, loaded on first lookup
         self._schemes: dict[str, Callable[[str], T]] = {}
+        self._scheme_rows: dict[str, str] = {}  # scheme -> its listing row ("pairs:PATH")
         self._plugins = plugins
         self._group = group  # entry-point group of installed plugins
         self._adapt = adapt  # "module:function" turning a loaded entry point into a T (or raising TypeError)
@@ -114,11 +115,12 @@ class Registry(Generic[T]):
             self._aliases[alias] = name
         return obj
 
-    def add_scheme(self, scheme: str, build: Callable[[str], T], *, description: str) -> None:
+    def add_scheme(self, scheme: str, build: Callable[[str], T], *, description: str, argument: str = "ARG") -> None:
         """Register the names ``SCHEME:ARGUMENT``: looking one up returns ``build(ARGUMENT)``. Listings show one row,
-        ``SCHEME:...``; e.g. datasets ``pairs:PATH``."""
+        ``SCHEME:<argument>``, e.g. datasets ``pairs:PATH``."""
         self._schemes[scheme] = build
-        self.add(f"{scheme}:...", build, description=description)  # type: ignore[arg-type]
+        self.add(f"{scheme}:{argument}", build, description=description)  # type: ignore[arg-type]
+        self._scheme_rows[scheme] = f"{scheme}:{argument}"
 
     def scheme_of(self, name: str) -> str | None:
         """The scheme of a ``SCHEME:ARGUMENT`` name (None for plain names).
@@ -144,7 +146,7 @@ class Registry(Generic[T]):
         self._load_plugins()
         scheme = self.scheme_of(name)
         if scheme is not None:
-            template = self._entries[f"{scheme}:..."]
+            template = self._entries[self._scheme_rows[scheme]]
             return Entry(name, self._schemes[scheme](name[len(scheme) + 1:]), template.description)
         key = self._aliases.get(name, name)
         if key in self._pending:

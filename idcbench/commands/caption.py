@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from idcbench.cli import app, console
+from idcbench.plugins import INCLUDE_HELP
 
 
 def load_captioner(model: str, init: Optional[str], overrides: dict):
@@ -49,10 +50,14 @@ def caption(
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip tag or weights file (config key `pretrained`)"),
     beam: Optional[int] = typer.Option(None, "--beam", help="beam search with this width instead of greedy decoding"),
     config: Optional[List[str]] = typer.Option(None, "--config", "-c", help="KEY=VALUE config overrides (JSON values; a.b=1 sets a nested key)"),
+    include: List[Path] = typer.Option([], "--include", help=INCLUDE_HELP),
 ) -> None:
     """Caption one image pair and print the caption."""
     from idcbench.data import Pair, load_image
     from idcbench.errors import UserError
+    from idcbench.plugins import include as include_paths
+
+    include_paths(include)
 
     for p in (before, after):
         load_image(p)  # one clear line for a missing / broken image before any model is built

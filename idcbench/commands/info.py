@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List
+
 import typer
 from rich.table import Table
 
 from idcbench.cli import app, console
+from idcbench.plugins import INCLUDE_HELP
 from idcbench.registry import DATASETS, METRICS, MODELS
 
 _REGISTRIES = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS}
@@ -15,9 +19,13 @@ _REGISTRIES = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS}
 def list_(
     what: str = typer.Argument("models", help="models, datasets or metrics"),
     pattern: str = typer.Option("*", "--pattern", "-p", help="fnmatch pattern on names"),
+    include: List[Path] = typer.Option([], "--include", help=INCLUDE_HELP),
 ) -> None:
     """List registered models, datasets or metrics, one line each."""
     from idcbench.errors import UserError
+    from idcbench.plugins import include as include_paths
+
+    include_paths(include)
 
     if what not in _REGISTRIES:
         raise UserError(f"cannot list {what!r}: choose models, datasets or metrics")

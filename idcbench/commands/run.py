@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from idcbench.cli import app, console
+from idcbench.plugins import INCLUDE_HELP
 
 
 class RichReporter:
@@ -141,6 +142,7 @@ def run_command(
     metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Metric names (comma-separated or repeated); default all."),
     shard: Optional[int] = typer.Option(None, "--shard", help="Caption only shard I (then `idcbench score RUN_DIR`)."),
     num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Number of shards for --shard."),
+    include: List[Path] = typer.Option([], "--include", help=INCLUDE_HELP),
 ) -> None:
     """Train or load MODEL, caption DATASET's split, score every metric on every subset, into a resumable run directory.
 
@@ -152,7 +154,9 @@ def run_command(
     from idcbench.run import Reporter, RunRequest, parse_config, run
 
     from idcbench.errors import EXIT_USER_ERROR, UserError
+    from idcbench.plugins import include as include_paths
 
+    include_paths(include)
     req = RunRequest(model=model, dataset=dataset, data_root=data_root, split=split, init=init, train=train,
                      config=parse_config(config), seed=seed, device=device, batch_size=batch_size, limit=limit,
                      runs_dir=runs_dir, force=force, metrics=_split_list(metrics), shard=shard, num_shards=num_shards)
@@ -181,9 +185,13 @@ def score_command(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset folder if it moved since the run."),
     metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Metric names; default all."),
     device: str = typer.Option("auto", "--device"),
+    include: List[Path] = typer.Option([], "--include", help=INCLUDE_HELP),
 ) -> None:
     """Merge the shard predictions of RUN_DIR and score them (every shard must be done)."""
+    from idcbench.plugins import include as include_paths
     from idcbench.run import score_run
+
+    include_paths(include)
 
     with RichReporter() as reporter:
         result = score_run(run_dir, data_root=data_root, metrics=_split_list(metrics), device=device, reporter=reporter)

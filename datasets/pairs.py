@@ -69,7 +69,7 @@ class PairsLoader:
 
     def load(self, root: str | Path) -> "Pairs":
         dataset = self.open(root)
-        dataset.check_images()
+        dataset.check_images()  # parses every row, then stats every image
         return dataset
 
     def open(self, root: str | Path) -> "Pairs":
@@ -84,7 +84,7 @@ def open_pairs(path: str, root: str | Path) -> "Pairs":
 
 
 class Pairs(Dataset):
-    """A parsed pairs file: every row is checked when it is opened, before any model is built."""
+    """A pairs file: every row is checked on first use (`PairsLoader.load` does it, before any model is built)."""
 
     info: DatasetInfo
 
@@ -95,26 +95,35 @@ class Pairs(Dataset):
             where = "not found" if not file.exists() else "is not a file"
             raise UserError(f"{info.name}: {file} {where} (a relative path is resolved against --data-root, else the "
                             f"current folder; `idcbench data info {info.name}` shows the format)")
+        self._parsed: tuple[str, dict[str, list[Example]], dict[str, int]] | None = None
+
+    def _parse(self) -> tuple[str, dict[str, list[Example]], dict[str, int]]:
+        """(sha256 of the file, split -> examples, id -> line), read on first use: `idcbench data info` describes a
+        file it cannot parse and then reports the first bad row."""
+        if self._parsed is not None:
+            return self._parsed
+        file = self.file
         if file.suffix.lower() not in (".jsonl", ".csv"):
             raise UserError(f"{file}: expected a .jsonl or .csv file of pairs ({COLUMNS_HINT})")
         raw = file.read_bytes()
-        self._sha256 = hashlib.sha256(raw).hexdigest()
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise UserError(f"{file}: not UTF-8 (byte {e.start}); save it as UTF-8") from None
         rows = _jsonl_rows(file, text) if file.suffix.lower() == ".jsonl" else _csv_rows(file, text)
-        self._splits: dict[str, list[Example]] = {}
-        self._lines: dict[str, int] = {}
+        splits: dict[str, list[Example]] = {}
+        lines: dict[str, int] = {}
         for line, row in rows:
             example = self._example(line, row)
-            if example.id in self._lines:
-                raise UserError(f"{file}:{line}: id {example.id!r} is already used on line {self._lines[example.id]}; "
+            if example.id in lines:
+                raise UserError(f"{file}:{line}: id {example.id!r} is already used on line {lines[example.id]}; "
                                 "ids must be unique in the file")
-            self._lines[example.id] = line
-            self._splits.setdefault(row["split"], []).append(example)
-        if not self._splits:
+            lines[example.id] = line
+            splits.setdefault(row["split"], []).append(example)
+        if not splits:
             raise UserError(f"{file}: no pairs ({COLUMNS_HINT})")
+        self._parsed = (hashlib.sha256(raw).hexdigest(), splits, lines)
+        return self._parsed
 
     def _example(self, line: int, row: dict[str, Any]) -> Example:
         missing = [c for c in REQUIRED if c not in row]
@@ -153,7 +162,7 @@ class Pairs(Dataset):
     def check_images(self) -> None:
         """Raise on the first image that does not exist (a stat each; `idcbench data verify` decodes and lists all)."""
         seen: set[Path] = set()
-        for examples in self._splits.values():
+        for examples in self._parse()[1].values():
             for e in examples:
                 for which, path in (("before", e.before), ("after", e.after)):
                     if path in seen:
@@ -165,12 +174,12 @@ class Pairs(Dataset):
                     seen.add(path)
 
     def splits(self) -> list[str]:
-        known = [s for s in STANDARD_SPLITS if s in self._splits]
-        return known + [s for s in self._splits if s not in STANDARD_SPLITS]
+        splits = self._parse()[1]
+        return [s for s in STANDARD_SPLITS if s in splits] + [s for s in splits if s not in STANDARD_SPLITS]
 
     def examples(self, split: str) -> list[Example]:
         self.check_split(split)
-        return self._splits[split]
+        return self._parse()[1][split]
 
     def subsets(self, split: str) -> dict[str, list[str]]:
         examples = self.examples(split)
@@ -183,10 +192,10 @@ class Pairs(Dataset):
         return subsets
 
     def fingerprint(self) -> str:
-        return self._sha256
+        return self._parse()[0]
 
     def location(self, example_id: str) -> str | None:
-        line = self._lines.get(example_id)
+        line = self._parse()[2].get(example_id)
         return f"{self.file}:{line}" if line is not None else None
 
 

@@ -27,6 +27,8 @@ from ._common import Loader, expect_dict, expect_list, expect_strings, parse_int
 
 HARD_IOU_FRACTION = 0.25
 _TYPE_ID = re.compile(r"^(\d+)\.png$")
+# every spelling of an example id that other CLEVR-Change code writes (see `CLEVRChange.id_key`)
+_ANY_ID = re.compile(r"(?:CLEVR_(?P<prefix>default|semantic|nonsemantic)_)?(?P<scene>\d+)(?:\.png)?(?P<n>_n)?")
 
 LAYOUT = """\
 images/CLEVR_default_%06d.png          before (480x320 RGBA in the official release)
@@ -149,6 +151,19 @@ class CLEVRChange(Loader):
                 {"kind": "distractor", "scene": sid},
             ))
         return examples
+
+    def id_key(self, example_id: str) -> str:
+        """``"000123.png"``, ``"123"``, ``"CLEVR_default_000123.png"``, ``"CLEVR_semantic_000123.png"`` -> ``"000123"``;
+        ``"000123.png_n"``, ``"000123_n"``, ``"CLEVR_nonsemantic_000123.png"`` -> ``"000123_n"``; other ids as they are.
+
+        >>> CLEVRChange.id_key(None, "CLEVR_default_000123.png"), CLEVRChange.id_key(None, "123.png_n")
+        ('000123', '000123_n')
+        """
+        m = _ANY_ID.fullmatch(example_id)
+        if m is None:
+            return example_id
+        distractor = m["prefix"] == "nonsemantic" or m["n"] is not None
+        return f"{int(m['scene']):06d}" + ("_n" if distractor else "")
 
     def subsets(self, split: str) -> dict[str, list[str]]:
         examples = self.examples(split)

@@ -91,6 +91,13 @@ class Dataset(ABC):
         if split not in self.splits():
             raise UserError(f"{self.info.name}: unknown split {split!r} (splits: {', '.join(self.splits())})")
 
+    def id_key(self, example_id: str) -> str:
+        """What an id means however other code spells it (`idcbench.ids.align_ids`): by default the id without
+        an image-file extension, so ``"256.png"`` is pair ``256``."""
+        from idcbench.ids import file_id_key
+
+        return file_id_key(example_id)
+
     def fingerprint(self) -> str | None:
         """A hash of the annotation file(s) beyond ids and references, for the run spec's manifest (``pairs:PATH``:
         the file's sha256, so an edited image path makes a new run); None when ids and references say it all."""

@@ -27,11 +27,12 @@ from idcbench.errors import UserError
 DISTRACTOR_SUFFIX = "_n"
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, role: str) -> str:
+    """The file's text; `role` ("predictions file", "references file") names it in every error."""
     if not path.exists():
-        raise UserError(f"{path}: predictions file not found")
+        raise UserError(f"{path}: {role} not found")
     if path.is_dir():
-        raise UserError(f"{path}: expected a predictions file, found a directory")
+        raise UserError(f"{path}: expected a {role}, found a directory")
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -58,7 +59,7 @@ def _read_coco(path: Path, text: str, data: Any, suffix: str = "") -> dict[str, 
     out: dict[str, str] = {}
     first: dict[str, str] = {}
     if not isinstance(data, list):
-        raise UserError(f"{path}: expected a COCO results list [{{\"image_id\", \"caption\"}}, ...] or JSONL lines")
+        raise UserError(f"{path}: {_not_a_list(data)}")
     for k, rec in enumerate(data):
         where = f"{path}: record {k}"
         if not isinstance(rec, dict) or "caption" not in rec or ("image_id" not in rec and "id" not in rec):
@@ -90,11 +91,11 @@ def _read_jsonl(path: Path, text: str) -> dict[str, str]:
 def read_predictions(path: str | Path, distractors: str | Path | None = None) -> dict[str, str]:
     """Read one predictions file (COCO results list or JSONL), or an RCC ``sc`` + ``nsc`` pair."""
     path = Path(path)
-    text = _text(path)
+    text = _text(path, "predictions file")
     if distractors is not None:
         d = Path(distractors)
         sc = _read_coco(path, text, _load_json(path, text))
-        dtext = _text(d)
+        dtext = _text(d, "distractor predictions file")
         nsc = _read_coco(d, dtext, _load_json(d, dtext), suffix=DISTRACTOR_SUFFIX)
         both = [k for k in nsc if k in sc]
         if both:
@@ -105,7 +106,31 @@ def read_predictions(path: str | Path, distractors: str | Path | None = None) ->
         return _read_coco(path, text, _load_json(path, text))
     if not stripped:
         raise UserError(f"{path}: empty predictions file")
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None  # JSONL: one object per line
+        if isinstance(data, dict) and not _is_record(data):
+            raise UserError(f"{path}: {_not_a_list(data)}")
     return _read_jsonl(path, text)
+
+
+def _is_record(data: dict) -> bool:
+    """A one-line JSONL file: a record (its own errors say what it lacks), not a whole-file object."""
+    return any(k in data for k in ("caption", "id", "image_id"))
+
+
+def _not_a_list(data: Any) -> str:
+    """Why a parsed JSON value is not a predictions file, and what is expected instead."""
+    found = {dict: "a JSON object", str: "a string", type(None): "null"}.get(type(data), f"a JSON {type(data).__name__}")
+    hint = ""
+    if isinstance(data, dict) and "annotations" in data:
+        hint = " (this looks like a COCO ground-truth file: pass it as --references)"
+    elif isinstance(data, dict) and data and all(isinstance(v, str) for v in data.values()):
+        hint = " (an {id: caption} mapping: write it as [{\"image_id\": id, \"caption\": caption}, ...])"
+    return (f"expected a list of {{image_id, caption}} (COCO results) or JSONL lines {{id, caption}}, "
+            f"found {found}{hint}")
 
 
 def _load_json(path: Path, text: str) -> Any:
@@ -119,10 +144,12 @@ def read_references(path: str | Path) -> dict[str, list[str]]:
     """A COCO caption ground-truth file: ``{"annotations": [{"image_id", "caption"}, ...], ...}`` -> id -> captions
     (in file order; ``images`` may list an id more than once and is not needed)."""
     path = Path(path)
-    text = _text(path)
+    text = _text(path, "references file")
     data = _load_json(path, text)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
-        raise UserError(f"{path}: expected a COCO caption file with an \"annotations\" list")
+        hint = " (this looks like a predictions file)" if isinstance(data, list) else ""
+        raise UserError(f"{path}: not a references file: expected a COCO caption file with an \"annotations\" list "
+                        f"of {{image_id, caption}}{hint}")
     refs: dict[str, list[str]] = {}
     for k, ann in enumerate(data["annotations"]):
         where = f"{path}: annotation {k}"

@@ -126,13 +126,16 @@ def _check_inputs(predictions, references, subsets, allow_partial):
         if not isinstance(cap, str):
             raise UserError(f"prediction for id {i!r} is not a string ({type(cap).__name__})")
     unknown = [p for p in predictions if p not in references]
-    if unknown:
-        raise UserError(f"{len(unknown)} predicted ids are not in the references (first: "
-                        f"{', '.join(map(repr, unknown[:5]))}); check the dataset, split or id format")
     missing = [i for i in ids if i not in predictions]
+    if unknown:
+        raise UserError(f"{len(unknown)} predicted ids are not in the references: given "
+                        f"{unknown[0]!r}, expected ids like {(missing or ids)[0]!r}; check the dataset, split or id "
+                        "format")
     if missing and not allow_partial:
+        given = f"given ids look like {next(iter(predictions))!r}" if predictions else "no prediction given"
         raise UserError(f"{len(missing)} of {len(ids)} reference ids have no prediction (first: "
-                        f"{', '.join(map(repr, missing[:5]))}); pass --allow-partial to score only the covered ids")
+                        f"{', '.join(map(repr, missing[:5]))}); {given}; pass --allow-partial to score only the "
+                        "covered ids")
     covered = [i for i in ids if i in predictions]
     if not covered:
         raise UserError("no reference id has a prediction")

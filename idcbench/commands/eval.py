@@ -19,13 +19,15 @@ from idcbench.errors import UserError
 
 
 def load_references(dataset: str | None, data_root: Path | None, split: str, references: Path | None):
-    """(references, subsets, tags) from a registered dataset split or a COCO caption file."""
+    """(references, subsets, tags, id key) from a registered dataset split or a COCO caption file; the id key says
+    which ids of other code's files mean the same pair (`idcbench.ids`)."""
     if (dataset is None) == (references is None):
         raise UserError("give exactly one of --dataset NAME or --references GT.json")
     if references is not None:
+        from idcbench.ids import file_id_key
         from idcbench.predictions import read_references
 
-        return read_references(references), None, None
+        return read_references(references), None, None, file_id_key
     from idcbench.data import load_dataset
 
     ds = load_dataset(dataset, data_root)
@@ -33,7 +35,7 @@ def load_references(dataset: str | None, data_root: Path | None, split: str, ref
     examples = ds.examples(split)
     refs = {e.id: list(e.references) for e in examples}
     tags = {e.id: {k: str(v) for k, v in dict(e.tags).items()} for e in examples}
-    return refs, ds.subsets(split), tags
+    return refs, ds.subsets(split), tags, ds.id_key
 
 
 def report_table(report, title: str) -> Table:
@@ -64,12 +66,13 @@ def eval_(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the scores (metrics.json format) here; - for stdout"),
 ) -> None:
     """Score predictions exactly as pycocoevalcap 1.2 does, per subset, much faster."""
+    from idcbench.ids import align_ids
     from idcbench.predictions import read_predictions
     from idcbench.scoring import metrics_json, resolve_metrics, score
 
     names = resolve_metrics(metrics)
-    refs, subsets, tags = load_references(dataset, data_root, split, references)
-    preds = read_predictions(predictions, distractors)
+    refs, subsets, tags, id_key = load_references(dataset, data_root, split, references)
+    preds = align_ids(read_predictions(predictions, distractors), refs, id_key)  # "256.png" is Spot-the-Diff's 256
     if json_out is not None and str(json_out) != "-" and json_out.is_dir():
         raise UserError(f"--json {json_out}: is a directory; give a file name")
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -15,11 +15,11 @@ from that model's config) or ``"module:Class"``:
 >>> import json, tempfile
 >>> from idcbench.registry import MODELS
 >>> folder = Path(tempfile.mkdtemp())
->>> _ = (folder / "mf-flat.json").write_text(json.dumps(
+>>> _ = (folder / "most-frequent-flat.json").write_text(json.dumps(
 ...     {"family": "most-frequent", "description": "most-frequent, one mode for all kinds", "per_kind": False}))
 >>> include([folder])
-['mf-flat']
->>> MODELS.get("mf-flat").config, MODELS.entry("mf-flat").source.startswith("--include ")
+['most-frequent-flat']
+>>> MODELS.get("most-frequent-flat").config, MODELS.entry("most-frequent-flat").source.startswith("--include ")
 ({'per_kind': False}, True)
 """
 
@@ -38,7 +38,7 @@ from idcbench.errors import UserError, read_json
 INCLUDE_HELP = ("A .py file, a .json variant config or a folder of them that registers models (and datasets); "
                 "repeatable. See README 'Add a model or a dataset'.")
 
-_included: dict[Path, list[str]] = {}  # resolved path -> the model names it added (an include runs once per process)
+_included: dict[Path, list[str]] = {}  # resolved file -> the model names it added (a file is included once per process)
 
 
 def as_model(obj: Any) -> ModelSpec:
@@ -65,8 +65,8 @@ def _what(obj: Any) -> str:
 
 
 def include(paths: Sequence[str | Path]) -> list[str]:
-    """Register the models (and datasets) of each ``--include`` path; returns the model names added. A path already
-    included in this process is skipped, so repeating a command in one process is harmless."""
+    """Register the models (and datasets) of each ``--include`` path; returns the model names its files added. A file
+    already included in this process is skipped (a folder and a file in it, or a command repeated in one process)."""
     from idcbench.registry import DATASETS, MODELS
 
     if not paths:
@@ -75,15 +75,14 @@ def include(paths: Sequence[str | Path]) -> list[str]:
     DATASETS.load()
     added: list[str] = []
     for path in paths:
-        path = Path(path).expanduser()
-        key = path.resolve()
-        if key not in _included:
-            before = set(MODELS.names())
-            for file in _files(path):
+        for file in _files(Path(path).expanduser()):
+            key = file.resolve()
+            if key not in _included:
+                before = set(MODELS.names())
                 (_import if file.suffix == ".py" else _add_variant)(file)
-            _included[key] = sorted(set(MODELS.names()) - before)
-        added += _included[key]
-    return added
+                _included[key] = sorted(set(MODELS.names()) - before)
+            added += _included[key]
+    return sorted(added)
 
 
 def _files(path: Path) -> list[Path]:
@@ -126,7 +125,10 @@ def _add_variant(file: Path) -> None:
     """Register one JSON variant config (the shipped variants' format; `family` a model name or module:Class)."""
     from idcbench.registry import MODELS
 
-    data = read_json(file, what="variant config")
+    try:
+        data = read_json(file, what="variant config")
+    except UserError as e:  # its message starts with the file's name
+        raise UserError(f"--include {e}") from None
     if not isinstance(data, dict):
         raise UserError(f"--include {file}: expected a JSON object (family, description, config), "
                         f"found {type(data).__name__}")

@@ -1,4 +1,4 @@
-"""most-frequent: the mode of the normalised training captions, per semantic/distractor kind, saved and reloaded."""
+"""most-frequent: the mode of the normalised training captions, one caption for every pair, saved and reloaded."""
 
 from __future__ import annotations
 
@@ -22,27 +22,30 @@ def _brute_mode(captions):
     return sorted(c for c, n in counts.items() if n == top)[0]
 
 
-def test_mode_per_kind_and_overall(tmp_path):
+def test_one_caption_for_every_pair(tmp_path):
     train = make_toy(tmp_path, 40, seed=0)
     model = create_model("most-frequent")
     model.fit(train, [], None)
-    for kind in ("semantic", "distractor"):
-        expected = _brute_mode([r for e in train if e.kind == kind for r in e.references])
-        assert model.by_kind[kind] == expected
     overall = _brute_mode([r for e in train for r in e.references])
+    assert model.overall == overall
     test = make_toy(tmp_path, 4, seed=1, start=100)
-    got = model.caption(test + [e.pair for e in test])
-    assert got[:8] == [model.by_kind[e.kind] for e in test]
-    assert got[8:] == [overall] * 8  # a Pair carries no kind: the overall mode
+    assert model.caption([e.pair for e in test]) == [overall] * len(test)
 
 
-def test_ties_normalisation_and_no_kinds():
+def test_no_per_kind_key():
+    from idcbench.errors import UserError
+
+    with pytest.raises(UserError, match="per_kind"):
+        create_model("most-frequent", per_kind=True)
+
+
+def test_ties_and_normalisation():
     ex = [Example(str(i), Path("b"), Path("a"), refs) for i, refs in enumerate([
         ("The cube moved.", "b thing"), ("the cube  moved", "B thing"), ("a cube",)])]
     m = MostFrequent()
     m.fit(ex, [], None)
-    assert m.overall == "b thing" and m.by_kind == {}  # 2 vs 2: the lexicographically smallest wins
-    assert m.caption([ex[0], Pair(Path("x"), Path("y"))]) == ["b thing", "b thing"]
+    assert m.overall == "b thing"  # 2 vs 2: the lexicographically smallest wins
+    assert m.caption([ex[0].pair, Pair(Path("x"), Path("y"))]) == ["b thing", "b thing"]
 
 
 def test_save_load_identical(tmp_path):
@@ -51,7 +54,7 @@ def test_save_load_identical(tmp_path):
     m.fit(train, [], None)
     m.save(tmp_path / "m")
     again = MODELS.get("most-frequent").family.load(tmp_path / "m")
-    assert again.caption(train) == m.caption(train)
+    assert again.caption([e.pair for e in train]) == m.caption([e.pair for e in train])
     assert "floor" in again.card()
 
 

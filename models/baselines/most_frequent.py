@@ -1,21 +1,16 @@
 """Most-frequent caption: the floor of every table (a model that never looks at the images).
 
 `fit` counts the normalised training references (lower-case, whitespace collapsed, trailing full stops dropped; see
-`normalize_caption`) and keeps the mode; ties go to the lexicographically smallest caption. When training examples
-carry ``tags["kind"]`` (CLEVR-Change's ``semantic`` / ``distractor``), a mode is also kept per kind. The change type
-(``tags["type"]``) is never used.
+`normalize_caption`) and keeps the mode; ties go to the lexicographically smallest caption. `caption` writes that one
+caption for every pair: at caption time a model gets the two images of a pair and nothing else, so no tag of a test
+pair (kind, change type, scene) can choose among several captions.
 
-`caption` accepts `Example`s or `Pair`s. An `Example` whose kind has its own mode gets that mode; everything else
-(a plain `Pair`, an unknown kind, data without kinds) gets the overall mode. The kind is read only from the tags, never
-derived from file names.
-
->>> from idcbench.data import Example
->>> train = [Example(str(i), Path("b"), Path("a"), refs, {"kind": k}) for i, (refs, k) in enumerate([
-...     (("the cube moved.", "The cube moved"), "semantic"), (("no change",), "distractor"),
-...     (("no change",), "distractor"), (("no change",), "distractor")])]
+>>> from idcbench.data import Example, Pair
+>>> train = [Example(str(i), Path("b"), Path("a"), refs, {}) for i, refs in enumerate([
+...     ("the cube moved.", "The cube moved"), ("no change",), ("no change",), ("no change",)])]
 >>> m = MostFrequent(); m.fit(train, [], None)
->>> m.caption([train[0], train[0].pair])
-['the cube moved', 'no change']
+>>> m.caption([Pair(Path("b"), Path("a"))] * 2)
+['no change', 'no change']
 """
 
 from __future__ import annotations
@@ -26,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from idcbench.captioner import Captioner, FitContext
-from idcbench.data import Example
+from idcbench.data import Example, Pair
 from idcbench.errors import UserError, read_json
 from idcbench.models.baselines.text import normalize_caption
 
@@ -39,47 +34,33 @@ def mode(counts: Counter) -> str:
 
 
 class MostFrequent(Captioner):
-    """Most-frequent training caption (per semantic/distractor kind when known): the no-image floor."""
+    """Most-frequent training caption, the same for every pair: the no-image floor."""
 
     name = "most-frequent"
-    accepts_examples = True  # caption() reads tags["kind"] of Examples; Pairs get the overall mode
+    config_defaults: dict[str, Any] = {}
 
     def __init__(self, config: dict[str, Any] | None = None):
-        super().__init__({"per_kind": True, **(config or {})})
+        super().__init__({**self.config_defaults, **(config or {})})
         self.overall: str = ""
-        self.by_kind: dict[str, str] = {}
-        self.counts: dict[str, int] = {}
+        self.count: int = 0
 
     def fit(self, train: Sequence[Example], val: Sequence[Example], ctx: FitContext | None) -> None:
         if not train:
             raise UserError("most-frequent: the training split is empty")
-        overall: Counter = Counter()
-        kinds: dict[str, Counter] = {}
-        for ex in train:
-            refs = [normalize_caption(r) for r in ex.references]
-            overall.update(refs)
-            kind = ex.tags.get("kind") if ex.tags else None
-            if kind is not None:
-                kinds.setdefault(kind, Counter()).update(refs)
-        self.overall = mode(overall)
-        self.by_kind = {k: mode(c) for k, c in sorted(kinds.items())} if self.config["per_kind"] else {}
-        self.counts = {"overall": overall[self.overall], **{k: kinds[k][v] for k, v in self.by_kind.items()}}
+        counts: Counter = Counter(normalize_caption(r) for ex in train for r in ex.references)
+        self.overall = mode(counts)
+        self.count = counts[self.overall]
         if ctx is not None:
             ctx.progress("count", len(train), len(train))
 
-    def caption(self, pairs: Sequence[Any]) -> list[str]:
-        out = []
-        for item in pairs:
-            tags = getattr(item, "tags", None) or {}
-            out.append(self.by_kind.get(tags.get("kind"), self.overall))
-        return out
+    def caption(self, pairs: Sequence[Pair]) -> list[str]:
+        return [self.overall] * len(pairs)
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "config.json").write_text(json.dumps({"family": self.name, "config": self.config}, indent=2))
-        state = {"overall": self.overall, "by_kind": self.by_kind, "counts": self.counts}
-        (directory / "state.json").write_text(json.dumps(state, indent=2))
+        (directory / "state.json").write_text(json.dumps({"overall": self.overall, "count": self.count}, indent=2))
 
     @classmethod
     def load(cls, directory: Path, **overrides: Any) -> "MostFrequent":
@@ -87,5 +68,5 @@ class MostFrequent(Captioner):
         cfg = read_json(directory / "config.json", what="model config")
         state = read_json(directory / "state.json", what="most-frequent state")
         model = cls({**cfg.get("config", {}), **overrides})
-        model.overall, model.by_kind, model.counts = state["overall"], state["by_kind"], state.get("counts", {})
+        model.overall, model.count = state["overall"], int(state.get("count", 0))
         return model

@@ -44,11 +44,19 @@ class MultiHeadAttention(nn.Module):
         return self.split(self.key(x)), self.split(self.value(x))
 
     def attend(self, q_in: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        q = self.split(self.query(q_in))
+        return self.sdpa(self.split(self.query(q_in)), k, v, mask)
+
+    def sdpa(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention of split heads (B x h x n x d), merged back to B x n x hidden."""
         p = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask.to(q.dtype), dropout_p=p)
         b, h, n, d = out.shape
         return out.transpose(1, 2).reshape(b, n, h * d)
+
+    def fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query, key and value projections as one (3 hidden x hidden) weight and bias: one GEMM per decoding step."""
+        return (torch.cat([self.query.weight, self.key.weight, self.value.weight]),
+                torch.cat([self.query.bias, self.key.bias, self.value.bias]))
 
 
 class SelfOutput(nn.Module):
@@ -170,15 +178,22 @@ class _Stack(nn.Module):
 
 @dataclass
 class DecodeCache:
-    """Per decoder layer: cross-attention K/V of the paired encoder layer, and the self-attention K/V so far."""
+    """What incremental decoding keeps between steps, per decoder layer: the cross-attention K/V of the paired encoder
+    layer, the fused self-attention Q/K/V projection, and preallocated self-attention K/V buffers (B x heads x
+    capacity x head_dim) of which the first `length` positions are filled."""
 
     enc_kv: list[tuple[torch.Tensor, torch.Tensor]]
-    self_kv: list[tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=list)
+    qkv: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    self_k: list[torch.Tensor | None] = field(default_factory=list)
+    self_v: list[torch.Tensor | None] = field(default_factory=list)
+    capacity: int = 77
     length: int = 0
 
     def select(self, index: torch.Tensor) -> "DecodeCache":
-        pick = lambda kv: None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))  # noqa: E731
-        return DecodeCache([pick(kv) for kv in self.enc_kv], [pick(kv) for kv in self.self_kv], self.length)
+        """The cache of the rows `index` (beam reordering, or dropping finished captions)."""
+        pick = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
+        return DecodeCache([(pick(k), pick(v)) for k, v in self.enc_kv], self.qkv, [pick(k) for k in self.self_k],
+                           [pick(v) for v in self.self_v], self.capacity, self.length)
 
 
 class DecoderModel(nn.Module):
@@ -234,7 +249,7 @@ class DecoderModel(nn.Module):
 
     def encode(self, pair_tokens: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of every encoder layer (decoder layer i reads encoder layer i)."""
-        outs, x = [], pair_tokens
+        outs, x = [], pair_tokens.to(self.embeddings.LayerNorm.weight.dtype)  # float16 CLIP tokens (official-fp16)
         for layer in self.encoder.layer:
             x = layer(x)
             outs.append(x)
@@ -258,42 +273,76 @@ class DecoderModel(nn.Module):
         """Logits B x L x V; like the official forward, the encoder runs on every call."""
         return self.classify(self.hidden(ids, self.encode(pair_tokens), answer_mask))
 
-    def start(self, pair_tokens: torch.Tensor) -> DecodeCache:
+    def start(self, pair_tokens: torch.Tensor, capacity: int | None = None) -> DecodeCache:
+        """Run the encoder once and keep what every step needs; `capacity` (default: the position embeddings' length)
+        is the longest prefix the cache can hold."""
         enc = self.encode(pair_tokens)
+        n = len(self.decoder.layer)
+        cap = int(capacity or self.embeddings.position_embeddings.num_embeddings)
         return DecodeCache([layer.enc_attn.att.kv(e) for layer, e in zip(self.decoder.layer, enc)],
-                           [None] * len(self.decoder.layer))
+                           [layer.slf_attn.att.fused_qkv() for layer in self.decoder.layer], [None] * n, [None] * n, cap)
 
     def step(self, ids: torch.Tensor, cache: DecodeCache) -> torch.Tensor:
-        """Logits (B x V) for the next token after feeding `ids` (B x 1) at position `cache.length`; updates `cache`."""
-        x = self.embeddings(ids, start=cache.length)
+        """Logits (B x V) for the next token after feeding `ids` (B x 1) at position `cache.length`; updates `cache`.
+
+        Equal to the last position of `forward` on the whole prefix (tested), at one position's cost: the encoder, the
+        cross-attention K/V and the earlier positions' self-attention K/V come from the cache."""
+        t = cache.length
+        if t >= cache.capacity:
+            raise ValueError(f"decoding past the cache capacity ({cache.capacity} positions)")
+        x = self.embeddings(ids, start=t)
         for i, layer in enumerate(self.decoder.layer):
-            k, v = layer.slf_attn.att.kv(x)
-            if cache.self_kv[i] is not None:
-                k = torch.cat([cache.self_kv[i][0], k], dim=2)
-                v = torch.cat([cache.self_kv[i][1], v], dim=2)
-            cache.self_kv[i] = (k, v)
-            x = layer(x, k, v, None, *cache.enc_kv[i])
+            att = layer.slf_attn.att
+            q, k, v = (att.split(y) for y in F.linear(x, *cache.qkv[i]).chunk(3, dim=-1))
+            if cache.self_k[i] is None:
+                shape = (k.shape[0], k.shape[1], cache.capacity, k.shape[3])
+                cache.self_k[i], cache.self_v[i] = k.new_empty(shape), v.new_empty(shape)
+            cache.self_k[i][:, :, t: t + 1] = k
+            cache.self_v[i][:, :, t: t + 1] = v
+            x = layer.slf_attn.output(att.sdpa(q, cache.self_k[i][:, :, : t + 1], cache.self_v[i][:, :, : t + 1]), x)
+            x = layer.enc_attn(x, *cache.enc_kv[i])
+            x = layer.output(layer.intermediate(x), x)
         cache.length += 1
-        return self.classify(x[:, -1])
+        return self.classify_last(x[:, -1])
+
+    def classify_last(self, x: torch.Tensor) -> torch.Tensor:
+        """`classify` for decoding steps (B x hidden): the output weight is read as a contiguous (hidden x V) copy,
+        made once per weight version; a (few x hidden) by (hidden x V) product streams it faster than the tied
+        (V x hidden) layout does."""
+        pred = self.classifier.cls.predictions
+        w = pred.decoder.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device, None if self.vocab_ids is None else self.vocab_ids.data_ptr())
+        if getattr(self, "_head_key", None) != key:
+            rows = w if self.vocab_ids is None else w[self.vocab_ids]
+            self._head_t = rows.detach().t().contiguous()
+            self._head_key = key
+        bias = pred.bias if self.vocab_ids is None else pred.bias[self.vocab_ids]
+        h = pred.transform(x)
+        return torch.addmm(bias.to(h.dtype), h, self._head_t.to(h.dtype))
 
 
 @torch.no_grad()
 def greedy_decode(decoder: DecoderModel, pair_tokens: torch.Tensor, *, sot: int, eot: int, max_len: int = 32,
                   early_stop: bool = True) -> torch.Tensor:
-    """Greedy ids (B x max_len, without <sot>) with a KV cache; stops once every row has produced <eot>
-    (the remaining positions are filled with <eot>; the official post-processing cuts there anyway)."""
-    b = pair_tokens.shape[0]
-    cache = decoder.start(pair_tokens)
-    out = torch.full((b, max_len), eot, dtype=torch.long, device=pair_tokens.device)
-    nxt = torch.full((b, 1), sot, dtype=torch.long, device=pair_tokens.device)
-    done = torch.zeros(b, dtype=torch.bool, device=pair_tokens.device)
+    """Greedy ids (B x max_len, without <sot>) with a KV cache. With `early_stop`, a row that has produced <eot> leaves
+    the batch (its remaining positions are <eot>; the official post-processing cuts there anyway) and decoding ends
+    when every row has; the ids up to each row's first <eot> are those of `greedy_decode_official` (tested)."""
+    b, dev = pair_tokens.shape[0], pair_tokens.device
+    cache = decoder.start(pair_tokens, capacity=max_len)
+    out = torch.full((b, max_len), eot, dtype=torch.long, device=dev)
+    rows = torch.arange(b, device=dev)  # the rows of `out` still being decoded
+    nxt = torch.full((b, 1), sot, dtype=torch.long, device=dev)
     for t in range(max_len):
-        logits = decoder.step(nxt, cache)
-        nxt = decoder.to_token(logits.float().argmax(-1, keepdim=True))
-        out[:, t] = nxt[:, 0]
-        done |= nxt[:, 0] == eot
-        if early_stop and bool(done.all()):
-            break
+        tok = decoder.to_token(decoder.step(nxt, cache).float().argmax(-1))
+        out[rows, t] = tok
+        if early_stop and t + 1 < max_len:
+            alive = tok != eot
+            if not bool(alive.all()):
+                if not bool(alive.any()):
+                    break
+                keep = alive.nonzero().squeeze(1)
+                cache, rows, tok = cache.select(keep), rows[keep], tok[keep]
+        nxt = tok[:, None]
     return out
 
 
@@ -307,31 +356,60 @@ def greedy_decode_official(decoder: DecoderModel, pair_tokens: torch.Tensor, *, 
     return ids[:, 1:]
 
 
+class _CachedSteps:
+    """Next-token logits from the KV cache."""
+
+    def __init__(self, decoder: DecoderModel, pair_tokens: torch.Tensor, max_len: int):
+        self.decoder, self.cache = decoder, decoder.start(pair_tokens, capacity=max_len)
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.decoder.step(ids, self.cache)
+
+    def select(self, index: torch.Tensor) -> None:
+        self.cache = self.cache.select(index)
+
+
+class _RecomputedSteps:
+    """Next-token logits from the whole decoder on the whole prefix (the official cost; the reference for tests)."""
+
+    def __init__(self, decoder: DecoderModel, pair_tokens: torch.Tensor, max_len: int):
+        self.decoder, self.pair_tokens, self.prefix = decoder, pair_tokens, None
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        self.prefix = ids if self.prefix is None else torch.cat([self.prefix, ids], dim=1)
+        return self.decoder(self.prefix, self.pair_tokens, torch.ones_like(self.prefix))[:, -1]
+
+    def select(self, index: torch.Tensor) -> None:
+        self.prefix = self.prefix.index_select(0, index)
+        self.pair_tokens = self.pair_tokens.index_select(0, index)
+
+
 @torch.no_grad()
 def beam_decode(decoder: DecoderModel, pair_tokens: torch.Tensor, *, sot: int, eot: int, max_len: int = 32,
-                beam: int = 3, length_penalty: float = 0.0) -> torch.Tensor:
-    """Beam search with a KV cache. A hypothesis ends at <eot>; the best finished one by
-    ``sum(log p) / len ** length_penalty`` wins. Returns B x max_len ids (padded with <eot>)."""
+                beam: int = 3, length_penalty: float = 0.0, cached: bool = True) -> torch.Tensor:
+    """Beam search. A hypothesis ends at <eot>; the best finished one by ``sum(log p) / len ** length_penalty`` wins.
+    Returns B x max_len ids (padded with <eot>). `cached=False` recomputes the whole decoder at every step (same
+    search, the official cost): the reference the KV cache is tested against."""
     b, dev = pair_tokens.shape[0], pair_tokens.device
-    cache = decoder.start(pair_tokens.repeat_interleave(beam, dim=0))
+    steps = (_CachedSteps if cached else _RecomputedSteps)(decoder, pair_tokens.repeat_interleave(beam, dim=0), max_len)
     scores = torch.full((b, beam), float("-inf"), device=dev)
     scores[:, 0] = 0.0
     seqs = torch.full((b * beam, 0), eot, dtype=torch.long, device=dev)
     nxt = torch.full((b * beam, 1), sot, dtype=torch.long, device=dev)
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
     for t in range(max_len):
-        logp = decoder.step(nxt, cache).float().log_softmax(-1)  # (b*beam) x V
+        logp = steps(nxt).float().log_softmax(-1)  # (b*beam) x V
         vocab = logp.shape[-1]
         total = (scores.view(-1, 1) + logp).view(b, beam * vocab)
         top, idx = total.topk(2 * beam, dim=-1)
+        words = decoder.to_token(idx % vocab).tolist()
+        top_l, origins = top.tolist(), (idx // vocab).tolist()
         new_scores = torch.full((b, beam), float("-inf"), device=dev)
         src = torch.zeros(b, beam, dtype=torch.long, device=dev)
         tok = torch.full((b, beam), eot, dtype=torch.long, device=dev)
         for i in range(b):
             k = 0
-            for s, j in zip(top[i].tolist(), idx[i].tolist()):
-                origin, word = divmod(j, vocab)
-                word = int(decoder.to_token(torch.tensor(word))) if decoder.vocab_ids is not None else word
+            for s, origin, word in zip(top_l[i], origins[i], words[i]):
                 if s == float("-inf"):
                     break
                 if word == eot or t == max_len - 1:
@@ -346,7 +424,7 @@ def beam_decode(decoder: DecoderModel, pair_tokens: torch.Tensor, *, sot: int, e
                 new_scores[i] = float("-inf")
         flat = (src + torch.arange(b, device=dev)[:, None] * beam).view(-1)
         seqs = torch.cat([seqs.index_select(0, flat), tok.view(-1, 1)], dim=1)
-        cache = cache.select(flat)
+        steps.select(flat)
         scores, nxt = new_scores, tok.view(-1, 1)
         if bool(torch.isinf(scores).all()):
             break

@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
                "max_steps": None, "val_max_pairs": None, "embedding_coef_lr": None},
     "grad_clip": 1.0,
     "amp": True,                    # bf16 autocast on CUDA
+    "precision": "fp32",            # float32 weights; "official-fp16": the official fp16 CLIP (see precision.py)
     "cache_images": False,          # keep resized pixels in memory (small datasets)
     "cache_stage2_tokens": True,    # when CLIP is frozen in stage 2, encode each training pair once
     "cache_intra": True,            # when only the joint blocks learn (freeze_intra), run the intra blocks once per image
@@ -106,7 +107,18 @@ class Clip4IDC(Captioner):
             from idcbench.models.clip4idc.checkpoint import load_official, read_state_dict
 
             self.init_stage = load_official(self.net, read_state_dict(init), source=f"--init {init}")
+        self._set_precision()
         self.net.eval()
+
+    def _set_precision(self) -> None:
+        from idcbench.models.clip4idc.precision import PRECISIONS, convert_official_fp16
+
+        precision = self.config["precision"]
+        if precision not in PRECISIONS:
+            raise UserError(f"clip4idc: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "official-fp16":
+            convert_official_fp16(self.net.clip)
+            self.config["amp"] = False  # the official fp16 recipe runs without autocast
 
     def _quick_gelu(self) -> bool | None:
         q = self.config["quick_gelu"]
@@ -205,7 +217,7 @@ class Clip4IDC(Captioner):
         if missing:
             with torch.no_grad(), self._autocast():
                 self._intra_cache.update(zip(missing, self.net.encode_intra(self.images(missing).to(self.device)).float()))
-        return torch.stack([self._intra_cache[Path(p)] for p in paths])
+        return torch.stack([self._intra_cache[Path(p)] for p in paths]).to(self.net.clip.visual.conv1.weight.dtype)
 
     # ---- inference ------------------------------------------------------------------------------------------------
     def _autocast(self):

@@ -141,6 +141,7 @@ class Clip4IDCNet(nn.Module):
         x = c.ln_final(c.transformer(x, attn_mask=mask))
         x = x[torch.arange(x.shape[0], device=ids.device), ids.argmax(dim=-1)]
         proj = c.text_projection
+        x = x.to(c.visual.conv1.weight.dtype)  # float16 under precision "official-fp16", else a no-op
         return proj(x) if isinstance(proj, nn.Module) else x @ proj
 
     def similarity(self, pair_emb: torch.Tensor, text_emb: torch.Tensor, scale: float) -> torch.Tensor:

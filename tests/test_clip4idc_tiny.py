@@ -197,3 +197,19 @@ def test_embedding_coef_lr_trains_the_tied_embeddings_while_clip_stays_frozen(sh
     after = m.net.clip.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"token_embedding.weight"}, changed
+
+
+def test_train_token_embedding_applies_to_stage_2_only(shapes_data, tmp_path):
+    """The official code keeps the token embedding frozen in stage 1 and unfreezes it in stage 2 on Spot-the-Diff."""
+    train, val = shapes_data
+    m = tiny(stages=[1, 2], train_token_embedding=True,
+             stage1={"max_steps": 2, "batch_size": 4, "coef_lr": 1.0, "val_max_pairs": 4},
+             stage2={"max_steps": 2, "batch_size": 4, "coef_lr": 1.0, "val_max_pairs": 2})
+    emb = m.net.clip.token_embedding.weight
+    snapshots = {"init": emb.detach().clone()}
+    for stage in (1, 2):
+        m.config["stages"] = [stage]
+        m.fit(train, val, FitContext(workdir=tmp_path / f"s{stage}", seed=0))
+        snapshots[stage] = emb.detach().clone()
+    assert torch.equal(snapshots["init"], snapshots[1])      # stage 1: frozen, as the official quirk
+    assert not torch.equal(snapshots[1], snapshots[2])        # stage 2: trained

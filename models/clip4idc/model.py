@@ -133,15 +133,19 @@ class Clip4IDCNet(nn.Module):
 
     # ---- text -------------------------------------------------------------------------------------------------
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
-        """Projected hidden state at <eot> (the highest id), causal mask over the given length (32)."""
+        """Projected hidden state at <eot> (the highest id), causal mask.
+
+        The ids are cut after the batch's last <eot>: under the causal mask no position attends to a later one, so
+        the padding after every row's <eot> cannot change its hidden state (the official code pads to 32)."""
         c = self.clip
+        ids = ids[:, : int(ids.argmax(dim=-1).max()) + 1] if ids.numel() else ids
         n = ids.shape[1]
         x = c.token_embedding(ids) + c.positional_embedding[:n].to(c.token_embedding.weight.dtype)
+        x = x.to(c.visual.conv1.weight.dtype)  # float16 under precision "official-fp16", else a no-op
         mask = torch.full((n, n), float("-inf"), device=ids.device).triu_(1)
         x = c.ln_final(c.transformer(x, attn_mask=mask))
         x = x[torch.arange(x.shape[0], device=ids.device), ids.argmax(dim=-1)]
         proj = c.text_projection
-        x = x.to(c.visual.conv1.weight.dtype)  # float16 under precision "official-fp16", else a no-op
         return proj(x) if isinstance(proj, nn.Module) else x @ proj
 
     def similarity(self, pair_emb: torch.Tensor, text_emb: torch.Tensor, scale: float) -> torch.Tensor:

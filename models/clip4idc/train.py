@@ -105,7 +105,11 @@ class StageRunner:
     def caption_loss(self, triples: Sequence[tuple[Path, Path, str]]) -> torch.Tensor:
         m, net = self.m, self.m.net
         tokens = m.pair_tokens_for_training([t[0] for t in triples], [t[1] for t in triples])
-        inp, tgt, mask = (t.to(self.device) for t in m.bpe.caption_ids([t[2] for t in triples], m.config["max_words"]))
+        inp, tgt, mask = m.bpe.caption_ids([t[2] for t in triples], m.config["max_words"])
+        # Positions after the batch's longest caption are padding on every row: the causal, answer-masked decoder
+        # never attends to them and the loss skips them, so they are cut rather than computed.
+        n = max(1, int(mask.sum(dim=1).max()))
+        inp, tgt, mask = (t[:, :n].to(self.device) for t in (inp, tgt, mask))
         dec = net.decoder
         hidden = dec.hidden(inp, dec.encode(tokens), mask)
         keep = tgt != 0  # CE with ignore_index 0: only the kept positions need the vocabulary projection
@@ -140,9 +144,11 @@ class StageRunner:
             return
         self._samples = P.stage1_samples(self.train) if self.stage == 1 else None
         m.begin_stage(self.stage)  # every parameter trainable again (the diff arch keeps its frozen visual tower)
+        # The official code unfreezes the token embedding on Spot-the-Diff in stage 2 only (stage 1 keeps the quirk).
+        train_token_embedding = bool(m.config["train_token_embedding"]) and self.stage == 2
         if m.config["freeze_official"]:
-            freeze_official(net, train_token_embedding=m.config["train_token_embedding"])
-        embedding_coef_lr = cfg["embedding_coef_lr"] if m.config["train_token_embedding"] else None
+            freeze_official(net, train_token_embedding=train_token_embedding)
+        embedding_coef_lr = cfg.get("embedding_coef_lr") if train_token_embedding else None
         if cfg["coef_lr"] == 0:
             for name, p in net.clip.named_parameters():
                 if not (embedding_coef_lr and name == "token_embedding.weight"):

@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "save_every_steps": 0,
     "restrict_vocab": False,        # CPU option: score only the training captions' tokens (not the official head)
     "eval_batch_size": 64,
+    "cuda_eval_batch_size": 512,    # captioning / embedding batch on CUDA (images decoded in DataLoader workers)
+    "compile": False,               # CUDA: torch.compile the pair encoder
     "decoding": {"strategy": "greedy", "beam": 3, "length_penalty": 0.0, "max_len": 32},
 }
 
@@ -234,11 +236,9 @@ class Clip4IDC(Captioner):
         strategy = strategy or dec["strategy"]
         self.net.eval()
         outs = []
-        bs = self.config["eval_batch_size"]
-        for i in range(0, len(pairs), bs):
-            before, after = self.images.pairs(pairs[i: i + bs])
+        for before, after in self._pair_batches(pairs):
             with self._autocast():
-                tokens = self.net.encode_pair(before.to(self.device), after.to(self.device))
+                tokens = self._encode_pair()(before, after)
                 kw = dict(sot=self.bpe.sot, max_len=dec["max_len"])
                 if strategy == "greedy":
                     ids = greedy_decode(self.net.decoder, tokens, eot=self.bpe.eot, **kw)
@@ -251,6 +251,23 @@ class Clip4IDC(Captioner):
                     raise UserError(f"clip4idc: unknown decoding strategy {strategy!r} (greedy, beam, official)")
             outs.append(ids.cpu())
         return torch.cat(outs) if outs else torch.zeros(0, dec["max_len"], dtype=torch.long)
+
+    def _pair_batches(self, pairs: Sequence[Pair]):
+        """(before, after) image batches on the device: in-process on the CPU; on CUDA decoded in DataLoader workers,
+        pinned and copied without blocking, `cuda_eval_batch_size` pairs at a time."""
+        from idcbench.models.clip4idc.loading import device_batches
+
+        cuda = self.device.startswith("cuda")
+        bs = self.config["cuda_eval_batch_size" if cuda else "eval_batch_size"]
+        return device_batches(self.images.pairs, list(pairs), bs, self.device)
+
+    def _encode_pair(self):
+        """`net.encode_pair`, compiled on CUDA when `compile` is set."""
+        if not (self.config["compile"] and self.device.startswith("cuda")):
+            return self.net.encode_pair
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = torch.compile(self.net.encode_pair, dynamic=True)
+        return self._compiled
 
     def caption(self, pairs: Sequence[Pair]) -> list[str]:
         return [self.bpe.decode_official(row.tolist()) for row in self.caption_ids(pairs)]

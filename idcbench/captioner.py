@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
-from idcbench.data import Example, Pair
+from idcbench.data import Dataset, Example, Pair
 
 
 @dataclass
@@ -40,6 +40,35 @@ class FitContext:
             self.on_progress(stage, step, total, logs)
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a model may use of its run besides the pairs (`Captioner.bind_run`): the run directory (e.g. for a
+    write-ahead log of server requests, so a resumed run never asks twice) and the dataset (e.g. the train split's
+    in-context examples). Test pairs still reach the model only through `caption`, as two images. `part` names this
+    process's share when several write to one run directory (``shard-0-of-4``, ``rank1``; empty for a whole run), so
+    that each can keep its own files."""
+
+    run_dir: Path
+    dataset: Dataset
+    part: str = ""
+
+
+class Caption(str):
+    """A caption that also keeps the model's raw answer (before post-processing); the runner writes both.
+
+    >>> c = Caption("the cube moved", raw="The difference is that the cube moved. Anything else?")
+    >>> c, c.raw
+    ('the cube moved', 'The difference is that the cube moved. Anything else?')
+    """
+
+    raw: str
+
+    def __new__(cls, text: str, raw: str | None = None) -> "Caption":
+        obj = super().__new__(cls, text)
+        obj.raw = text if raw is None else raw
+        return obj
+
+
 class Captioner(ABC):
     """An image-difference captioner. Subclasses set `name` and accept a config dict."""
 
@@ -50,6 +79,16 @@ class Captioner(ABC):
 
     def __init__(self, config: dict[str, Any] | None = None):
         self.config: dict[str, Any] = dict(config or {})
+
+    @classmethod
+    def resolve_config(cls, config: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+        """The run's config with everything else that determines its captions pinned (it is hashed into the run
+        spec), e.g. the weights' revision, the prompt text, the chosen in-context examples. Called before any work,
+        so it is also where a missing weight or key fails; cheap (no weights are loaded). Default: unchanged."""
+        return config
+
+    def bind_run(self, ctx: RunContext) -> None:
+        """Called once before captioning in a run (never by `idcbench caption`). Default: nothing."""
 
     def fit(self, train: Sequence[Example], val: Sequence[Example], ctx: FitContext) -> None:
         """Train on `train`, select on `val` (never on test). Models that do not learn keep the default."""

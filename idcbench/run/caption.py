@@ -55,7 +55,10 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[dict[str, str]
         except (json.JSONDecodeError, ValueError, AttributeError) as e:
             raise UserError(f"{path}: line {lineno} is not a prediction record ({e}); delete the file to recompute "
                             "it, or rerun with --force") from None
-        records.append({"id": rec["id"], "caption": rec["caption"]})
+        kept = {"id": rec["id"], "caption": rec["caption"]}
+        if isinstance(rec.get("raw"), str):  # a model's raw answer before post-processing (`Caption.raw`)
+            kept["raw"] = rec["raw"]
+        records.append(kept)
     return records
 
 
@@ -83,6 +86,12 @@ def collect_predictions(run_dir: Path, ids: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _record(example_id: str, caption: str) -> dict[str, str]:
+    """A predictions line; a `Caption` also keeps its raw answer (``raw``) beside the scored caption."""
+    raw = getattr(caption, "raw", None)
+    return {"id": example_id, "caption": str(caption), **({"raw": raw} if isinstance(raw, str) else {})}
+
+
 def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Path, *, batch_size: int,
                      done: Mapping[str, str], reporter: Reporter, label: str = "caption") -> int:
     """Caption the examples not in `done`, appending ``{"id", "caption"}`` lines to `out_file`, flushed and fsync'ed
@@ -105,8 +114,7 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
             if len(captions) != len(batch) or not all(isinstance(c, str) for c in captions):
                 raise RuntimeError(f"{type(model).__name__}.caption returned {len(captions)} items for "
                                    f"{len(batch)} pairs (expected one string per pair)")
-            f.write("".join(json.dumps({"id": e.id, "caption": c}, ensure_ascii=False) + "\n"
-                            for e, c in zip(batch, captions)))
+            f.write("".join(json.dumps(_record(e.id, c), ensure_ascii=False) + "\n" for e, c in zip(batch, captions)))
             f.flush()
             os.fsync(f.fileno())
             n += len(batch)
@@ -121,7 +129,10 @@ def merge_predictions(run_dir: Path, examples: Sequence[Example]) -> dict[str, s
     """Merge every predictions file into predictions.jsonl in dataset order (atomic), then drop the partial files."""
     ids = [e.id for e in examples]
     preds = collect_predictions(run_dir, ids)
-    records = merge_ordered(({"id": i, "caption": c} for i, c in preds.items()), ids, where=str(run_dir))
+    raws = {r["id"]: r["raw"] for path in [run_dir / PREDICTIONS, *partial_files(run_dir)]
+            for r in read_predictions(path) if "raw" in r}
+    records = merge_ordered(({"id": i, "caption": c, **({"raw": raws[i]} if i in raws else {})}
+                             for i, c in preds.items()), ids, where=str(run_dir))
     write_atomic(run_dir / PREDICTIONS,
                  "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     for path in partial_files(run_dir):

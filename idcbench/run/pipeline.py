@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import shutil
 
+from idcbench.captioner import RunContext
 from idcbench.distributed import (
     DistInfo, barrier, destroy_process_group, dist_info, init_process_group, shard,
 )
@@ -80,6 +81,8 @@ def _run(req: RunRequest, reporter: Reporter, info: DistInfo, device: str, shard
     barrier()
     reporter.message(f"run directory {run_dir}")
     model = obtain_model(p, reporter, may_train=not sharded or req.shard == 0, init_model=init_model)
+    part = f"shard-{req.shard}-of-{req.num_shards}" if sharded else f"rank{info.rank}" if info.distributed else ""
+    model.bind_run(RunContext(run_dir, p.dataset, part))  # e.g. a server family's write-ahead log
 
     ids = [e.id for e in p.examples]
     if sharded:

@@ -145,6 +145,8 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
     dataset = open_dataset(req.dataset, req.data_root)
     examples = split_examples(dataset, req.split, req.limit)
     config = json.loads(canonical_json(deep_merge(model_spec.config, req.config)))
+    # the family pins what else determines its captions (weights revision, prompt, shots): hashed with the config
+    config = json.loads(canonical_json(model_spec.family.resolve_config(config, dataset)))
     checkpoint = None
     if req.init is not None:
         init = Path(req.init)

@@ -691,9 +691,15 @@ def parse_splits(text: str) -> tuple[float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
+    if len(values) != 3 or min(values) < 0:
         raise UserError(f"--splits {text!r}: expected three non-negative fractions train,val,test, e.g. 0.8,0.1,0.1")
+    if not _sums_to_one(values):
+        raise UserError(f"--splits {text!r}: the fractions add up to {sum(values):g}, not 1 (e.g. 0.8,0.1,0.1)")
     return values  # type: ignore[return-value]
+
+
+def _sums_to_one(fractions: Sequence[float]) -> bool:
+    return abs(sum(fractions) - 1.0) <= 1e-6
 
 
 def _save_png(image: Image.Image, path) -> None:
@@ -733,8 +739,9 @@ def check_synth_args(out, *, scenes: int, size: int, splits: Sequence[float], ov
         raise UserError(f"--scenes must be at least 1, got {scenes}")
     if not 16 <= size <= 1024:
         raise UserError(f"--size must be between 16 and 1024 pixels, got {size}")
-    if len(splits) != 3 or min(splits) < 0 or sum(splits) <= 0:
-        raise UserError(f"splits must be three non-negative fractions (train, val, test), got {list(splits)}")
+    if len(splits) != 3 or min(splits) < 0 or not _sums_to_one(splits):
+        raise UserError(f"splits must be three non-negative fractions (train, val, test) that add up to 1, "
+                        f"got {list(splits)}")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
 

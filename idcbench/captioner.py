@@ -14,7 +14,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 from idcbench.data import Dataset, Example, Pair
 
@@ -73,6 +73,9 @@ class Captioner(ABC):
     """An image-difference captioner. Subclasses set `name` and accept a config dict."""
 
     name: str = ""
+    # Every config key the family knows, with its default (a dict value is a group of keys, e.g. ``stage2``);
+    # `check_config` rejects anything else before any work. None: the family does not declare its keys.
+    config_defaults: ClassVar[Mapping[str, Any] | None] = None
     trainable: bool = True
     # True when `caption` also takes `Example`s (e.g. to read tags["kind"]); the runner then passes Examples.
     accepts_examples: bool = False
@@ -194,11 +197,41 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+def check_config(model: str, family: type[Captioner], config: Mapping[str, Any]) -> None:
+    """Reject config keys that `family` does not declare in its `config_defaults` (groups checked key by key), with
+    "did you mean"; a family without `config_defaults` is not checked.
+
+    >>> class Toy(Captioner):
+    ...     config_defaults = {"lr": 0.1, "stage2": {"epochs": 1}}
+    >>> check_config("toy", Toy, {"lr": 1, "stage2": {"epoch": 2}})
+    Traceback (most recent call last):
+    ...
+    idcbench.errors.UserError: toy: unknown config key 'stage2.epoch'; did you mean 'stage2.epochs'? (stage2 keys: epochs)
+    """
+    import difflib
+
+    from idcbench.errors import UserError
+
+    def walk(known: Mapping[str, Any], given: Mapping[str, Any], prefix: str) -> None:
+        for key, value in given.items():
+            if key not in known:
+                close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+                hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
+                where = f"{prefix[:-1]} keys" if prefix else "known keys"
+                raise UserError(f"{model}: unknown config key {prefix + key!r}{hint} ({where}: {', '.join(known)})")
+            if isinstance(known[key], Mapping) and known[key] and isinstance(value, Mapping):
+                walk(known[key], value, f"{prefix}{key}.")
+
+    if family.config_defaults is not None:
+        walk(family.config_defaults, config, "")
+
+
 def create_model(name: str, **overrides: Any) -> Captioner:
     """timm-style entry point: build a registered model variant by name, config keys overridden by `overrides`."""
     from idcbench.registry import MODELS
 
     spec: ModelSpec = MODELS.get(name)
+    check_config(name, spec.family, deep_merge(spec.config, overrides))
     return spec.create(**overrides)
 
 

@@ -123,6 +123,19 @@ def data_root(name: str, root: str | Path | None = None) -> Path:
     return cache_dir() / "data" / name
 
 
+def recorded_root(name: str, recorded: str | Path | None) -> tuple[Path | None, str]:
+    """The data root a run recorded when it exists on this machine; else None (so `data_root` resolves it as usual:
+    nothing is ever written into a path recorded elsewhere) and a sentence that says so.
+
+    >>> recorded_root("shapes", "/no/such/machine/shapes")[0] is None
+    True
+    """
+    if recorded is None or Path(recorded).expanduser().is_dir():
+        return (None if recorded is None else Path(recorded).expanduser()), ""
+    return None, (f"the data root recorded by the run ({recorded}) does not exist here; using {data_root(name)} "
+                  "(pass --data-root to choose)")
+
+
 def cache_dir() -> Path:
     """idcbench's cache (``$IDCBENCH_CACHE`` or ``~/.cache/idcbench``)."""
     return Path(os.environ.get("IDCBENCH_CACHE", Path.home() / ".cache" / "idcbench")).expanduser()

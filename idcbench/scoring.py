@@ -366,12 +366,16 @@ def sample_rows(report: ScoreReport) -> list[dict[str, Any]]:
 def save_report(report: ScoreReport, directory: str | Path, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``metrics.json`` (`metrics_json` plus the `extra` keys) and ``per_sample.jsonl`` into `directory`, each
     atomically; return what ``metrics.json`` holds."""
-    directory = Path(directory)
-    rows = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample_rows(report))
-    write_atomic(directory / SAMPLES_FILE, rows)
     metrics = {**metrics_json(report), **(extra or {})}
-    write_atomic(directory / METRICS_FILE, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    write_scores(directory, metrics, sample_rows(report))
     return metrics
+
+
+def write_scores(directory: str | Path, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``metrics.json`` and ``per_sample.jsonl`` into `directory`, each atomically (samples first)."""
+    directory = Path(directory)
+    write_atomic(directory / SAMPLES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_atomic(directory / METRICS_FILE, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_samples(directory: str | Path) -> list[dict[str, Any]]:

@@ -117,10 +117,13 @@ def test_end_to_end_matches_direct_computation(data, reference_run, tmp_path):
 
 def test_rerun_is_reused(data, reference_run, capsys):
     runs = reference_run.parents[2]
-    before = {p.name: p.stat().st_mtime_ns for p in reference_run.iterdir() if p.is_file()}
+    def stamps():  # every file of the run (the lock file records its holder: not part of the run)
+        return {p.name: p.stat().st_mtime_ns for p in reference_run.iterdir() if p.is_file() and p.name != ".lock"}
+
+    before = stamps()
     code, out, _ = cli(capsys, "run", *BASE, "--data-root", data, "--runs-dir", runs)
     assert code == 0 and "reused" in out
-    assert {p.name: p.stat().st_mtime_ns for p in reference_run.iterdir() if p.is_file()} == before
+    assert stamps() == before
     # Another seed or config is another run directory.
     code, _, _ = cli(capsys, "run", *BASE, "--data-root", data, "--runs-dir", runs, "--config", "margin=0.5")
     assert code == 0 and len(list(runs.glob("*/*/*"))) == 2
@@ -134,13 +137,32 @@ def test_force_redoes(data, tmp_path, capsys, reference_run):
     code, out, _ = cli(capsys, *args, "--force")
     assert code == 0 and "reused" not in out
     assert (run_dir / "predictions.jsonl").read_bytes() == (reference_run / "predictions.jsonl").read_bytes()
-    # Other metrics on a finished run: rescored from the saved predictions, the model is not trained again.
+    # Other metrics on a finished run: scored from the saved predictions and merged into the scores already there
+    # (nothing computed before is lost), the model is not trained again.
     model_mtime = (run_dir / "model" / "toy.json").stat().st_mtime_ns
+    before = json.loads((run_dir / "metrics.json").read_text())
+    rows_before = [json.loads(line) for line in (run_dir / "per_sample.jsonl").read_text().splitlines()]
     code, out, _ = cli(capsys, *[a for a in args if a not in METRICS], "--metrics", "BLEU-1")
     assert code == 0 and "reused" not in out
-    assert set(json.loads((run_dir / "metrics.json").read_text())["subsets"]["total"]["metrics"]) == {"BLEU-1"}
+    after = json.loads((run_dir / "metrics.json").read_text())
+    for name, sub in before["subsets"].items():
+        assert list(after["subsets"][name]["metrics"]) == ["BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr-D"]
+        assert {m: after["subsets"][name]["metrics"][m] for m in sub["metrics"]} == sub["metrics"]
+    rows = [json.loads(line) for line in (run_dir / "per_sample.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in r["scores"].items() if k != "BLEU-1"} for r in rows] == [r["scores"] for r in rows_before]
+    # BLEU-1 as a run that asked for it alone computes it
+    alone = tmp_path / "alone"
+    base = [a for a in BASE if a not in METRICS]
+    assert cli(capsys, "run", *base, "--data-root", data, "--runs-dir", alone, "--metrics", "BLEU-1")[0] == 0
+    alone_metrics = json.loads((one_run_dir(alone) / "metrics.json").read_text())
+    assert {s: v["metrics"] for s, v in alone_metrics["subsets"].items()} == {
+        s: {"BLEU-1": v["metrics"]["BLEU-1"]} for s, v in after["subsets"].items()}
     assert (run_dir / "model" / "toy.json").stat().st_mtime_ns == model_mtime
     assert (run_dir / "predictions.jsonl").read_bytes() == (reference_run / "predictions.jsonl").read_bytes()
+    # Metrics it already holds: reused, metrics.json untouched.
+    code, out, _ = cli(capsys, *[a for a in args if a not in METRICS], "--metrics", "CIDEr-D")
+    assert code == 0 and "reused" in out
+    assert json.loads((run_dir / "metrics.json").read_text()) == after
 
 
 def _spawn(args: list, env_extra: dict) -> subprocess.Popen:

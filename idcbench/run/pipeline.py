@@ -22,17 +22,21 @@ atomically, so nothing saved is ever half-written.
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
+from pathlib import Path
 
-from idcbench.captioner import RunContext
+from idcbench.captioner import Captioner, RunContext
 from idcbench.distributed import (
     DistInfo, barrier, destroy_process_group, dist_info, init_process_group, shard,
 )
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
 from idcbench.run.caption import PREDICTIONS, caption_examples, collect_predictions, shard_file
+from idcbench.run.lock import LOCK_FILE, hold
+from idcbench.run.merge import held_scores
 from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_init, obtain_model
 from idcbench.run.record import write_run_files
 from idcbench.run.reporter import Reporter
-from idcbench.run.request import RunRequest, RunResult, prepare, resolve_device
+from idcbench.run.request import Prepared, RunRequest, RunResult, prepare, resolve_device
 from idcbench.run.score import finalize, read_done
 from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
 
@@ -58,25 +62,45 @@ def run(req: RunRequest, reporter: Reporter | None = None) -> RunResult:
 
 
 def _run(req: RunRequest, reporter: Reporter, info: DistInfo, device: str, sharded: bool) -> RunResult:
-    p = prepare(req, info, device)
+    p = prepare(req, info, device)  # every check a user can fail, before any work
     run_dir = p.run_dir
+    init_model = None
+    if req.init is not None and info.is_main and (req.force or not (run_dir / MODEL_DIR / MODEL_MARKER).exists()):
+        init_model = load_init(p)  # a wrong checkpoint fails before the run directory is created
+    shard_name = shard_file(req.shard, req.num_shards) if sharded else None
+    lock = hold(run_dir, shard=shard_name, reporter=reporter) if info.is_main else nullcontext()
+    with lock:  # under torchrun rank 0 holds the directory for all ranks
+        barrier()
+        return _run_held(p, reporter, sharded, init_model)
+
+
+def _clear(run_dir: Path) -> None:
+    """--force: empty the run directory (the lock files stay: this process holds them)."""
+    for path in run_dir.iterdir():
+        if path.name.startswith(LOCK_FILE):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _run_held(p: Prepared, reporter: Reporter, sharded: bool, init_model: Captioner | None) -> RunResult:
+    req, info, run_dir = p.request, p.info, p.run_dir
     if req.force:
         if sharded:
             for name in ("DONE", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, PREDICTIONS,
                          shard_file(req.shard, req.num_shards)):
                 (run_dir / name).unlink(missing_ok=True)
-        elif info.is_main and run_dir.exists():
-            shutil.rmtree(run_dir)
+        elif info.is_main:
+            _clear(run_dir)
         barrier()
     done = read_done(run_dir)
     if done is not None and done.get("spec_hash") == p.spec.hash:
-        if sharded or done.get("metrics") == req.metrics:
-            return RunResult(run_dir, p.spec, "reused", read_json(run_dir / METRICS_FILE, what="metrics file"))
-    init_model = None
-    if req.init is not None and info.is_main and not (run_dir / MODEL_DIR / MODEL_MARKER).exists():
-        init_model = load_init(p)  # a wrong checkpoint fails before the run directory is created
+        held = held_scores(run_dir, p.spec.hash)
+        if held is not None and (sharded or set(p.metrics) <= held.names):
+            return RunResult(run_dir, p.spec, "reused", held.metrics)
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         write_run_files(p, num_shards=req.num_shards)
     barrier()
     reporter.message(f"run directory {run_dir}")

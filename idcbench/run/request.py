@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from idcbench.captioner import ModelSpec, deep_merge
+from idcbench.captioner import ModelSpec, check_config, deep_merge
 from idcbench.data import Dataset, Example, load_dataset
 from idcbench.distributed import DistInfo, dist_info
 from idcbench.errors import UserError
+from idcbench.scoring import resolve_metrics
 from idcbench.spec import RunSpec, canonical_json, dataset_manifest, decoding_settings, file_sha256, manifest_hash
 
 
@@ -132,6 +133,7 @@ class Prepared:
     model_spec: ModelSpec
     device: str
     info: DistInfo
+    metrics: list[str] = field(default_factory=list)  # resolved names (`idcbench.scoring.resolve_metrics`)
 
 
 def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = None) -> Prepared:
@@ -141,18 +143,20 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
         raise UserError("--init and --train exclude each other: --init evaluates a checkpoint, --train trains one")
     if req.batch_size < 1:
         raise UserError(f"--batch-size {req.batch_size}: must be at least 1")
+    if req.limit is not None and req.limit < 1:
+        raise UserError(f"--limit {req.limit}: must be at least 1")
     model_spec = model_spec_of(req.model)  # unknown model: "did you mean"
+    metrics = resolve_metrics(req.metrics)  # unknown metric: "did you mean"
+    config = json.loads(canonical_json(deep_merge(model_spec.config, req.config)))
+    check_config(req.model, model_spec.family, config)
+    if req.init is not None and not Path(req.init).exists():
+        raise UserError(f"--init {req.init}: checkpoint not found")
+    # Only now the data: loading may be work (shapes is generated on first use).
     dataset = open_dataset(req.dataset, req.data_root)
     examples = split_examples(dataset, req.split, req.limit)
-    config = json.loads(canonical_json(deep_merge(model_spec.config, req.config)))
     # the family pins what else determines its captions (weights revision, prompt, shots): hashed with the config
     config = json.loads(canonical_json(model_spec.family.resolve_config(config, dataset)))
-    checkpoint = None
-    if req.init is not None:
-        init = Path(req.init)
-        if not init.exists():
-            raise UserError(f"--init {init}: checkpoint not found")
-        checkpoint = file_sha256(init)
+    checkpoint = None if req.init is None else file_sha256(Path(req.init))
     train = req.init is None and bool(getattr(model_spec.family, "trainable", True))
     train_manifest = None
     if train:
@@ -165,7 +169,7 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
         seed=req.seed, limit=req.limit,
     )
     device = device or resolve_device(req.device, info)
-    return Prepared(req, spec, spec.run_dir(req.runs_dir), dataset, examples, model_spec, device, info)
+    return Prepared(req, spec, spec.run_dir(req.runs_dir), dataset, examples, model_spec, device, info, metrics)
 
 
 def fit_examples(dataset: Dataset, split: str) -> list[Example]:

@@ -10,18 +10,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from idcbench.captioner import Captioner, RetrievalModel
-from idcbench.data import Dataset, Example
+from idcbench.data import Dataset, Example, recorded_root
 from idcbench.distributed import DistInfo, shard
 from idcbench.errors import UserError, read_json
 from idcbench.files import write_atomic
 from idcbench.run.caption import collect_predictions, merge_predictions, shard_file
+from idcbench.run.lock import hold
+from idcbench.run.merge import Held, held_scores, merge_metrics, merge_rows
 from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_saved
 from idcbench.run.reporter import Reporter
 from idcbench.run.request import (
     Prepared, RunRequest, RunResult, model_spec_of, open_dataset, resolve_device, split_examples,
 )
-from idcbench.scoring import RETRIEVAL_FILE
+from idcbench.scoring import RETRIEVAL_FILE, resolve_metrics
 from idcbench.spec import RunSpec, dataset_manifest, write_json_atomic
+
 
 def split_subsets(dataset: Dataset, split: str, examples: Sequence[Example]) -> dict[str, list[str]]:
     """The dataset's subsets restricted to the evaluated examples (``--limit``); empty subsets are dropped."""
@@ -74,30 +77,43 @@ def _score(predictions: dict[str, str], references: dict[str, list[str]], subset
 
 
 def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_shards: int | None = None) -> dict:
-    """Merge predictions, score every metric on every subset (+ retrieval), write metrics.json and DONE."""
+    """Merge predictions, score the run's metrics on every subset (+ retrieval), write metrics.json and DONE.
+
+    Metrics the directory already holds for these predictions are kept, not recomputed: scoring again with other
+    metrics adds them."""
     from idcbench import scoring
 
     run_dir = p.run_dir
     preds = merge_predictions(run_dir, p.examples)
-    references = {e.id: list(e.references) for e in p.examples}
-    tags = {e.id: dict(e.tags) for e in p.examples}
-    subsets = split_subsets(p.dataset, p.spec.split, p.examples)
-    report = _score(preds, references, subsets, p.request.metrics, tags, reporter)
-    retrieval = None
-    if model is not None and isinstance(model, RetrievalModel):
-        retrieval = score_retrieval(model, p.examples, batch_size=p.request.batch_size, reporter=reporter)
+    held = held_scores(run_dir, p.spec.hash, preds)
+    todo = [m for m in p.metrics if held is None or m not in held.names]
     extra: dict[str, Any] = {"run": {
         "model": p.spec.model, "dataset": p.spec.dataset, "split": p.spec.split, "seed": p.spec.seed,
         "spec_hash": p.spec.hash, "world_size": p.info.world_size, "num_shards": num_shards, "n": len(p.examples),
         "limit": p.spec.limit,
     }}
-    if retrieval is not None:
-        extra["retrieval"], ranks = retrieval
-        write_atomic(run_dir / RETRIEVAL_FILE, "".join(json.dumps(r) + "\n" for r in ranks))
+    if held is not None and not todo:
+        metrics, rows = {**held.metrics, **extra}, held.rows
     else:
-        (run_dir / RETRIEVAL_FILE).unlink(missing_ok=True)  # a rescore without the model: no stale ranks
-    metrics = scoring.save_report(report, run_dir, extra)
-    write_json_atomic(run_dir / "DONE", {"spec_hash": p.spec.hash, "metrics": p.request.metrics,
+        references = {e.id: list(e.references) for e in p.examples}
+        tags = {e.id: dict(e.tags) for e in p.examples}
+        subsets = split_subsets(p.dataset, p.spec.split, p.examples)
+        report = _score(preds, references, subsets, todo, tags, reporter)
+        metrics, rows = {**scoring.metrics_json(report), **extra}, scoring.sample_rows(report)
+        if held is not None:
+            metrics, rows = merge_metrics(held.metrics, metrics), merge_rows(held.rows, rows)
+    if held is None or not held.has_retrieval:
+        retrieval = None
+        if model is not None and isinstance(model, RetrievalModel):
+            retrieval = score_retrieval(model, p.examples, batch_size=p.request.batch_size, reporter=reporter)
+        if retrieval is not None:
+            metrics["retrieval"], ranks = retrieval
+            write_atomic(run_dir / RETRIEVAL_FILE, "".join(json.dumps(r) + "\n" for r in ranks))
+        else:
+            (run_dir / RETRIEVAL_FILE).unlink(missing_ok=True)  # a rescore without the model: no stale ranks
+    scoring.write_scores(run_dir, metrics, rows)
+    computed = sorted(Held(metrics, rows).names)
+    write_json_atomic(run_dir / "DONE", {"spec_hash": p.spec.hash, "metrics": computed,
                                          "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return metrics
 
@@ -144,24 +160,30 @@ def score_run(run_dir: str | Path, *, data_root: str | Path | None = None, metri
         raise UserError(f"{run_dir}: not a run directory (no run_spec.json); `idcbench run` creates one")
     saved = read_json(spec_file, what="run spec")
     spec = RunSpec.from_dict(saved["spec"])
-    req = RunRequest(model=spec.model, dataset=spec.dataset, data_root=data_root or saved.get("data_root"),
+    if data_root is None:
+        data_root, note = recorded_root(spec.dataset, saved.get("data_root"))
+        if note:
+            reporter.message(note)
+    req = RunRequest(model=spec.model, dataset=spec.dataset, data_root=data_root,
                      split=spec.split, config={}, seed=spec.seed, device=device,
                      batch_size=batch_size or saved.get("batch_size") or 32, limit=spec.limit,
                      runs_dir=run_dir.parents[2], metrics=metrics if metrics is not None else saved.get("metrics"))
+    names = resolve_metrics(req.metrics)
     dataset = open_dataset(spec.dataset, req.data_root)
     examples = split_examples(dataset, spec.split, spec.limit)
     if dataset_manifest(dataset, examples) != spec.manifest:
         raise UserError(f"{run_dir}: the {spec.dataset} {spec.split} examples under {dataset.root} differ from the ones "
                         "this run captioned (manifest hash); point --data-root at the same data")
-    problems = missing_shards(run_dir, examples)
-    if problems:
-        raise UserError(f"{run_dir}: cannot score yet: {'; '.join(problems)}; run the missing shards with "
-                        "`idcbench run ... --shard I --num-shards N`")
     model_spec = model_spec_of(spec.model)
     info = DistInfo()
-    p = Prepared(req, spec, run_dir, dataset, examples, model_spec, resolve_device(device, info), info)
-    model = None
-    if (run_dir / MODEL_DIR / MODEL_MARKER).exists() and hasattr(model_spec.family, "embed_pairs"):
-        model = load_saved(run_dir / MODEL_DIR, p, what=str(run_dir / MODEL_DIR))
-    metrics_out = finalize(p, model, reporter, num_shards=saved.get("num_shards"))
+    p = Prepared(req, spec, run_dir, dataset, examples, model_spec, resolve_device(device, info), info, names)
+    with hold(run_dir, reporter=reporter):  # waits for running shards (they share the lock)
+        problems = missing_shards(run_dir, examples)
+        if problems:
+            raise UserError(f"{run_dir}: cannot score yet: {'; '.join(problems)}; run the missing shards with "
+                            "`idcbench run ... --shard I --num-shards N`")
+        model = None
+        if (run_dir / MODEL_DIR / MODEL_MARKER).exists() and hasattr(model_spec.family, "embed_pairs"):
+            model = load_saved(run_dir / MODEL_DIR, p, what=str(run_dir / MODEL_DIR))
+        metrics_out = finalize(p, model, reporter, num_shards=saved.get("num_shards"))
     return RunResult(run_dir, spec, "done", metrics_out)

@@ -196,6 +196,7 @@ class DUDA(FrozenBackbone, Captioner):
     """DUDA (Park et al., ICCV 2019): dual attention + dynamic speaker LSTM on frozen open_clip feature grids."""
 
     name = "duda"
+    config_defaults = DEFAULTS
     feature_batch_key = "image_batch_size"
     accepts_examples = True  # caption() takes Examples or Pairs (it uses only the images)
 

@@ -70,6 +70,7 @@ class NearestNeighbour(FrozenBackbone, Captioner):
     """Nearest-neighbour retrieval of a training caption, chosen by CIDEr-D consensus (Devlin et al. 2015)."""
 
     name = "nearest-neighbour"
+    config_defaults = DEFAULTS
     accepts_examples = True  # caption() takes Examples or Pairs (it uses only the images)
     trainable = True
 

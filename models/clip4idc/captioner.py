@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from idcbench.captioner import Captioner, FitContext, deep_merge
+from idcbench.captioner import Captioner, FitContext, check_config, deep_merge
 from idcbench.data import Example, Pair
 from idcbench.errors import UserError
 from idcbench.files import torch_save_atomic, write_atomic
@@ -75,6 +75,7 @@ class Clip4IDC(Captioner):
     """CLIP4IDC (Guo et al., AACL 2022): CLIP adapted to image pairs by retrieval, then a caption decoder."""
 
     name = "clip4idc"
+    config_defaults = DEFAULTS
 
     def __init__(self, config: dict[str, Any] | None = None, *, _weights: Path | None = None):
         from idcbench.models.clip4idc.backbone import create_clip
@@ -82,9 +83,7 @@ class Clip4IDC(Captioner):
         from idcbench.models.clip4idc.pairs import ImageLoader
         from idcbench.models.clip4idc.tokenizer import ClipBPE
 
-        unknown = set(config or {}) - set(DEFAULTS) - {"name", "description"}
-        if unknown:
-            raise UserError(f"clip4idc: unknown config keys {', '.join(sorted(unknown))} (known: {', '.join(DEFAULTS)})")
+        check_config(self.name, type(self), config or {})
         super().__init__(copy.deepcopy(deep_merge(DEFAULTS, config or {})))
         cfg = self.config
         cfg["pretrained"], cfg["init"] = _none(cfg["pretrained"]), _none(cfg["init"])

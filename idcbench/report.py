@@ -74,15 +74,18 @@ def thumbnail_data_uri(path: str | Path, size: int = THUMB_PX, *, example_id: st
 def _dataset_examples(spec: Mapping[str, Any], run_spec: Mapping[str, Any],
                       data_root: str | Path | None) -> tuple[dict[str, Any], str]:
     """id -> Example of the run's split, and '' or the reason why the dataset could not be read."""
-    from idcbench.data import by_id, load_dataset
+    from idcbench.data import by_id, load_dataset, recorded_root
 
     name, split = spec.get("dataset"), spec.get("split", "test")
-    root = data_root if data_root is not None else run_spec.get("data_root")
     if not name:
         return {}, "run_spec.json names no dataset"
+    note = ""
+    root = data_root
+    if root is None:  # never write (e.g. generate shapes) into a path recorded on another machine
+        root, note = recorded_root(str(name), run_spec.get("data_root"))
     try:
         ds = load_dataset(str(name), root)
-        return by_id(ds.examples(str(split))), ""
+        return by_id(ds.examples(str(split))), note
     except UserError as e:
         return {}, str(e)
     except Exception as e:  # a loader failing on a moved or partial data folder must not block the report

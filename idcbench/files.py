@@ -45,3 +45,32 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def check_output(path: str | Path, what: str, *, directory: bool = False) -> None:
+    """Raise a one-line `UserError` now, before any work, when `path` cannot be written (a directory where a file is
+    wanted, a regular file on the way, a read-only or virtual file system such as ``/proc``).
+
+    >>> check_output("/proc/idcbench-out.json", "--json")
+    Traceback (most recent call last):
+    ...
+    idcbench.errors.UserError: --json /proc/idcbench-out.json: cannot write there (...); choose another path
+    """
+    import tempfile
+
+    from idcbench.errors import UserError
+
+    path = Path(path).expanduser()
+    if path.exists() and path.is_dir() != directory:
+        raise UserError(f"{what} {path}: is {'a file' if directory else 'a directory'}; give a "
+                        f"{'folder' if directory else 'file name'}")
+    parent = path if directory and path.is_dir() else path.parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(f"{parent} is a file")
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise UserError(f"{what} {path}: cannot write there ({e.strerror or e}); choose another path") from None

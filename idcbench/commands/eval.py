@@ -71,6 +71,10 @@ def eval_(
     from idcbench.scoring import metrics_json, resolve_metrics, score
 
     names = resolve_metrics(metrics)
+    if json_out is not None and str(json_out) != "-":
+        from idcbench.files import check_output
+
+        check_output(json_out, "--json")  # before the scoring run, so its scores are never lost
     refs, subsets, tags, id_key = load_references(dataset, data_root, split, references)
     preds = align_ids(read_predictions(predictions, distractors), refs, id_key)  # "256.png" is Spot-the-Diff's 256
     if json_out is not None and str(json_out) != "-" and json_out.is_dir():

@@ -102,8 +102,11 @@ def leaderboard(
 ) -> None:
     """Write (or --check) the leaderboard: one table per dataset with bootstrap intervals, per change type tables,
     published rows beside measured ones. A pure function of the run directories."""
+    from idcbench.files import check_output
     from idcbench.tables.publish import build_leaderboard, check_leaderboard
 
+    if not check:
+        check_output(out, "--out", directory=True)
     with _progress("leaderboard") as update:
         if check:
             diffs = check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
@@ -131,8 +134,10 @@ def report(
 ) -> None:
     """One self-contained HTML page for a run: spec, metrics per subset, and examples with thumbnails (worst and
     best first, filterable by change type)."""
+    from idcbench.files import check_output
     from idcbench.report import build_report
 
+    check_output(out, "--out")
     with err_console.status("writing report"):
         path = build_report(run_dir, out, max_examples=examples, data_root=data_root)
     console.print(f"wrote {escape(str(path))}")

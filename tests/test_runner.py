@@ -112,6 +112,11 @@ def test_end_to_end_matches_direct_computation(data, reference_run, tmp_path):
     assert spec.train and spec.checkpoint is None and saved["world_size"] == 1
     env = json.loads((run_dir / "env.json").read_text())
     assert {"idcbench", "git_commit", "torch", "open_clip", "pycocoevalcap", "java", "device"} <= set(env)
+    import torch
+
+    isa = env["cpu_isa"]  # what tells machines apart whose trained results may differ in the last digit
+    assert isa["aten"] == torch.backends.cpu.get_cpu_capability() and isa["cpu"]
+    assert isa["onednn"] or not torch.backends.mkldnn.is_available()
     assert (run_dir / "DONE").exists()
 
 

@@ -3,6 +3,7 @@ not hashed) and ``env.json`` (software versions, device, CPU)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import subprocess
@@ -45,6 +46,65 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _verbose_lines(fn: Any) -> str:
+    """What the native libraries print to file descriptor 1 while `fn` runs (their verbose modes write there)."""
+    import sys
+    import tempfile
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            fn()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        tmp.seek(0)
+        return tmp.read().decode("utf-8", errors="replace")
+
+
+def kernel_isa() -> dict[str, Any]:
+    """The instruction sets torch dispatches to on this CPU: ATen's vectorised kernels, MKL (BLAS) and oneDNN, as
+    their verbose modes report them (training is bit-identical only on the same ones; see the README)."""
+    import torch
+
+    out: dict[str, Any] = {"cpu": cpu_model(), "aten": torch.backends.cpu.get_cpu_capability()}
+
+    def mkl() -> None:
+        with torch.backends.mkl.verbose(torch.backends.mkl.VERBOSE_ON):
+            torch.ones(64, 64) @ torch.ones(64, 64)
+
+    def onednn() -> None:
+        with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+            torch.nn.functional.conv2d(torch.ones(8, 16, 32, 32), torch.ones(16, 16, 3, 3))
+
+    try:
+        text = _verbose_lines(mkl) if torch.backends.mkl.is_available() else ""
+        out["mkl"] = next((ln.split(" ", 1)[1].strip() for ln in text.splitlines()
+                           if ln.startswith("MKL_VERBOSE") and "SGEMM" not in ln), None)
+        text = _verbose_lines(onednn) if torch.backends.mkldnn.is_available() else ""
+        out["onednn"] = next((ln.rsplit("isa:", 1)[1].strip() for ln in text.splitlines() if ",isa:" in ln), None)
+    except (OSError, RuntimeError):
+        out.setdefault("mkl", None)
+        out.setdefault("onednn", None)
+    out["env"] = {k: v for k, v in os.environ.items()
+                  if k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
+                           "OMP_NUM_THREADS")}
+    return out
+
+
 def environment(device: str, info: DistInfo) -> dict[str, Any]:
     """What env.json records: software versions and the device (not hashed: it does not change the result)."""
     import torch
@@ -56,7 +116,7 @@ def environment(device: str, info: DistInfo) -> dict[str, Any]:
         "idcbench": __version__, "git_commit": _git_commit(), "python": platform.python_version(),
         "torch": torch.__version__, "open_clip": _version("open_clip_torch"), "pycocoevalcap": _version("pycocoevalcap"),
         "java": _java_version(), "device": dev, "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
-        "world_size": info.world_size, "launcher": info.launcher,
+        "world_size": info.world_size, "launcher": info.launcher, "cpu_isa": kernel_isa(),
     }
 
 

@@ -329,3 +329,13 @@ def test_unreadable_image_and_full_disk_keep_saved_work(data, tmp_path, capsys, 
     monkeypatch.setattr(caption.os, "fsync", real_fsync)
     assert cli(capsys, *args)[0] == 0
     assert (run_dir / "predictions.jsonl").read_bytes() == (reference_run / "predictions.jsonl").read_bytes()
+
+
+def test_two_identical_runs_at_once_do_not_corrupt_the_run_dir(data, tmp_path, reference_run):
+    args = ["run", *BASE, "--data-root", data, "--runs-dir", tmp_path / "r"]
+    procs = [_spawn(args, {"IDCBENCH_DEBUG_BATCH_DELAY": "0.05"}) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    run_dir = one_run_dir(tmp_path / "r")
+    assert (run_dir / "predictions.jsonl").read_bytes() == (reference_run / "predictions.jsonl").read_bytes()
+    assert any("in use by process" in o + e for o, e in outs)  # the second one waited for the first

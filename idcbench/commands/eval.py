@@ -12,9 +12,8 @@ from typing import Any, List, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from idcbench.cli import app, console, err_console
+from idcbench.commands._grid import Grid, print_grid
 from idcbench.errors import UserError
 
 
@@ -38,16 +37,13 @@ def load_references(dataset: str | None, data_root: Path | None, split: str, ref
     return refs, ds.subsets(split), tags, ds.id_key
 
 
-def report_table(report, title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("subset", style="bold")
-    table.add_column("n", justify="right")
-    for m in report.metrics:
-        table.add_column(m, justify="right", no_wrap=True, min_width=len(m))
+def report_table(report, title: str) -> Grid:
+    """Rows: subsets (with n), columns: metrics x100."""
+    rows = []
     for s, values in report.corpus.items():
         cells = [f"{values[m] * 100:.2f}" if values.get(m) is not None else "-" for m in report.metrics]
-        table.add_row(s, str(len(report.subsets[s])), *cells)
-    return table
+        rows.append([s, str(len(report.subsets[s])), *cells])
+    return Grid(title, ["subset", "n", *report.metrics], rows, keys=2)
 
 
 @app.command("eval")
@@ -91,7 +87,7 @@ def eval_(
         report = score(preds, refs, subsets, names, allow_partial=allow_partial, progress=progress, tags=tags)
     what = f"{dataset} {split}" if dataset else str(references)
     out = err_console if json_out is not None and str(json_out) == "-" else console
-    out.print(report_table(report, f"{predictions.name} on {what} (x100)"))
+    print_grid(out, report_table(report, f"{predictions.name} on {what} (x100)"))
     for m, why in report.unavailable.items():
         err_console.print(f"[yellow]{m} not available:[/] {why}", highlight=False)
     cov = report.coverage

@@ -10,9 +10,8 @@ from typing import Iterator, List, Optional
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
-
 from idcbench.cli import app, console, err_console
+from idcbench.commands._grid import Grid, print_grid
 from idcbench.errors import UserError
 
 FORMATS = ("table", "md", "csv", "json")
@@ -32,25 +31,20 @@ def _progress(what: str) -> Iterator:
         yield update
 
 
-def _rich_table(t) -> RichTable:
-    from idcbench.tables.model import column_title, format_cell, format_p
+def _grid(t) -> Grid:
+    """A comparison table for the console: value (± std) over its interval in each cell."""
+    from idcbench.tables.model import column_title, format_cell, format_p, seeds_text
 
-    table = RichTable(title=escape(t.title), caption=escape(" ".join(t.notes)), caption_justify="left")
-    table.add_column("model", style="bold", no_wrap=True)
-    table.add_column("seeds")
-    table.add_column("n", justify="right")
-    for c in t.columns:
-        table.add_column(escape(column_title(c)), justify="right")
-    if t.baseline:
-        table.add_column(f"p vs {t.baseline}", justify="right")
+    head = ["model", "seeds", "n"] + [column_title(c) for c in t.columns]
+    head += [f"p vs {t.baseline}"] if t.baseline else []
+    rows = []
     for r in t.rows:
-        cells = [escape(r.label), ",".join("–" if s is None else str(s) for s in r.seeds), "–" if r.n is None else str(r.n)]
-        # value (± std) on the first line, the interval below it: narrow enough for a terminal
-        cells += [escape(format_cell(r.cells.get(c)).replace(" [", "\n[")) for c in t.columns]
+        cells = [r.label, seeds_text(r) or "–", "–" if r.n is None else str(r.n)]
+        cells += [format_cell(r.cells.get(c)).replace(" [", "\n[") for c in t.columns]
         if t.baseline:
             cells.append("baseline" if r.label == t.baseline else format_p(r.p_value))
-        table.add_row(*cells)
-    return table
+        rows.append(cells)
+    return Grid(t.title, head, rows, keys=3, notes=list(t.notes))
 
 
 @app.command()
@@ -60,7 +54,8 @@ def compare(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Only runs of this dataset."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Model (or row label) for the paired test on CIDEr-D."),
     subset: str = typer.Option("total", "--subset", help="Subset to compare (total, semantic, color, ...)."),
-    fmt: str = typer.Option("table", "--format", help="table, md, csv or json."),
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT",
+                                      help="table, md, csv or json [default: table on a terminal, else md]."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
 ) -> None:
@@ -70,7 +65,7 @@ def compare(
     from idcbench.tables.build import compare as compare_runs
     from idcbench.tables.runs import discover_runs, load_runs
 
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if bool(run_dirs) == (runs_dir is not None):
         raise UserError("pass run directories or --runs-dir (one of the two)")
@@ -81,6 +76,8 @@ def compare(
             raise UserError(f"no runs of dataset {dataset!r} among the given runs")
     with _progress("compare") as update:
         tables = compare_runs(runs, subset=subset, baseline=baseline, resamples=resamples, seed=seed, progress=update)
+    if fmt is None:
+        fmt = "table" if console.is_terminal else "md"
     if fmt == "md":
         print(markdown.compare_markdown(tables), end="")
     elif fmt == "csv":
@@ -89,7 +86,7 @@ def compare(
         print(json.tables_json(tables), end="")
     else:
         for t in tables:
-            console.print(_rich_table(t))
+            print_grid(console, _grid(t), "table")
 
 
 @app.command()

@@ -11,10 +11,9 @@ from typing import Any, List, Mapping, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.markup import escape
-from rich.table import Table
 
 from idcbench.cli import app, console
+from idcbench.commands._grid import Grid, print_grid
 from idcbench.plugins import INCLUDE_HELP
 
 
@@ -89,16 +88,12 @@ def print_metrics(metrics: Mapping[str, Any], title: str) -> None:
     names: list[str] = []
     for s in subsets.values():
         names += [m for m in s.get("metrics", {}) if m not in names]
-    table = Table(title=escape(title))
-    table.add_column("subset", style="bold")
-    table.add_column("n", justify="right")
-    for m in names:
-        table.add_column(m, justify="right")
+    rows = []
     for name, s in subsets.items():
         vals = s.get("metrics", {})
-        table.add_row(name, str(s.get("n", "")), *(f"{vals[m]:.2f}" if isinstance(vals.get(m), (int, float)) else "-"
-                                                    for m in names))
-    console.print(table)
+        rows.append([name, str(s.get("n", "")), *(f"{vals[m]:.2f}" if isinstance(vals.get(m), (int, float)) else "-"
+                                                  for m in names)])
+    print_grid(console, Grid(title, ["subset", "n", *names], rows, keys=2))
     retrieval = metrics.get("retrieval")
     if retrieval:
         flat = {k: v for k, v in retrieval.items() if isinstance(v, (int, float))}

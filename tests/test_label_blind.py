@@ -55,7 +55,7 @@ class _EchoHandler(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        text = "the change is " + hashlib.sha256(body).hexdigest()[:12]
+        text = "cube " + hashlib.sha256(body).hexdigest()[:12]
         out = json.dumps({"id": "x", "object": "chat.completion", "model": "echo",
                           "choices": [{"index": 0, "finish_reason": "stop",
                                        "message": {"role": "assistant", "content": text}}],
@@ -102,7 +102,7 @@ def _overrides(name: str, family: str, tiny_vlm: Path, echo: str) -> dict:
         return {**tiny, **TINY_FEATURES, **({"epochs": 1, "val_max_examples": 4} if family == "DUDA" else {})}
     if family == "MostFrequent":
         return {}
-    if family == "ChatServerCaptioner" or name == "openai":
+    if family == "OpenAICompatible":
         return {"base_url": echo, "model": "echo", "api_key_env": None, "concurrency": 2}
     return {"model": str(tiny_vlm), "max_new_tokens": 4}  # the transformers VLM variants: a tiny model of a real arch
 
@@ -131,4 +131,4 @@ def test_captions_do_not_depend_on_test_labels(name, dataset, tiny_vlm, echo_ser
     blind = _captions(model, Blanked(dataset, "test"), tmp_path / "blanked")
     assert len(seen) == len(dataset.examples("test")) and seen == blind
     if "base_url" in config:
-        assert all(c.startswith("the change is ") for c in seen)  # the loopback server answered every pair
+        assert all(c.startswith("cube ") for c in seen)  # the loopback server answered every pair

@@ -77,8 +77,6 @@ class Captioner(ABC):
     # `check_config` rejects anything else before any work. None: the family does not declare its keys.
     config_defaults: ClassVar[Mapping[str, Any] | None] = None
     trainable: bool = True
-    # True when `caption` also takes `Example`s (e.g. to read tags["kind"]); the runner then passes Examples.
-    accepts_examples: bool = False
 
     def __init__(self, config: dict[str, Any] | None = None):
         self.config: dict[str, Any] = dict(config or {})

@@ -48,7 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from idcbench.captioner import Captioner, FitContext
-from idcbench.data import Example
+from idcbench.data import Example, Pair
 from idcbench.errors import UserError, read_json
 from idcbench.files import torch_save_atomic, write_atomic
 from idcbench.models.baselines.features import FrozenBackbone, pair_paths
@@ -198,7 +198,6 @@ class DUDA(FrozenBackbone, Captioner):
     name = "duda"
     config_defaults = DEFAULTS
     feature_batch_key = "image_batch_size"
-    accepts_examples = True  # caption() takes Examples or Pairs (it uses only the images)
 
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__({**DEFAULTS, **(config or {})})
@@ -328,7 +327,7 @@ class DUDA(FrozenBackbone, Captioner):
             out.extend(self.vocab.decode(row) for row in seq.tolist())
         return out
 
-    def caption(self, pairs: Sequence[Any]) -> list[str]:
+    def caption(self, pairs: Sequence[Pair]) -> list[str]:
         if self.net is None or self.vocab is None:
             raise UserError("duda: the model is not trained; fit or load it first")
         out: list[str] = []

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from idcbench.captioner import Captioner, FitContext
-from idcbench.data import Example
+from idcbench.data import Example, Pair
 from idcbench.errors import UserError, read_json
 from idcbench.files import torch_save_atomic, write_atomic
 from idcbench.models.baselines.features import FrozenBackbone, pair_paths
@@ -71,7 +71,6 @@ class NearestNeighbour(FrozenBackbone, Captioner):
 
     name = "nearest-neighbour"
     config_defaults = DEFAULTS
-    accepts_examples = True  # caption() takes Examples or Pairs (it uses only the images)
     trainable = True
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -128,7 +127,7 @@ class NearestNeighbour(FrozenBackbone, Captioner):
         q = self.pair_embeddings(pairs)
         return knn(q, self.embeddings, int(self.config["k"]), int(self.config["chunk_size"]))
 
-    def caption(self, pairs: Sequence[Any]) -> list[str]:
+    def caption(self, pairs: Sequence[Pair]) -> list[str]:
         df, ref_len = self._doc_freq()
         out = []
         batch = max(1, int(self.config["chunk_size"]))

@@ -40,15 +40,15 @@ DEFAULTS: dict[str, Any] = {
     "decoder": {"heads": 8, "ffn": 2048, "layers": 3, "dropout": 0.1},
     "stages": [1, 2],
     "freeze_official": True,        # the official freezing quirk (conv1, class/pos embeddings, ln_pre, text embeddings)
-    "train_token_embedding": False,  # the quirk's exception on Spot-the-Diff
-    # stageN.embedding_coef_lr (not official; null = off): with train_token_embedding, the tied word embeddings learn
+    "train_token_embedding": False,  # the quirk's exception on Spot-the-Diff: stage 2 only, as the official code
+    # stage2.embedding_coef_lr (not official; null = off): with train_token_embedding, the tied word embeddings learn
     # at lr * embedding_coef_lr, even when coef_lr is 0. For backbones with an untrained vocabulary (the miniature
     # CLIP). Stage 2 then moves the text tower's input: retrieval measured after stage 2 is no longer stage 1's.
     "freeze_visual": True,          # arch "diff": keep the visual tower frozen
     "stage1": {"epochs": 12, "batch_size": 128, "lr": 1e-4, "coef_lr": 1e-3, "weight_decay": 0.2, "warmup": 0.1,
                "schedule": "warmup_cosine", "b1": 0.9, "b2": 0.98, "eps": 1e-6, "swap_p": 0.5,
                "max_steps": None, "val_max_pairs": None, "freeze_intra": False,
-               "embedding_coef_lr": None},
+               "early_stop": None},
     "stage2": {"epochs": 50, "batch_size": 16, "lr": 1e-4, "coef_lr": 1e-3, "weight_decay": 0.01, "warmup": 0.1,
                "schedule": "warmup_linear", "b1": 0.9, "b2": 0.999, "eps": 1e-6, "early_stop": 10,
                "max_steps": None, "val_max_pairs": None, "embedding_coef_lr": None},

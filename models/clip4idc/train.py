@@ -9,7 +9,9 @@ saved state and ends with the same weights as an uninterrupted run (sampling pla
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -175,6 +177,7 @@ class StageRunner:
             state = saved["state"]
         else:
             torch.manual_seed(self.ctx.seed * 1000 + self.stage)
+        self._clock = time.perf_counter()
         save_every = int(m.config["save_every_steps"] or 0)
         stop = False
         while state["epoch"] < epochs and not stop:
@@ -202,6 +205,7 @@ class StageRunner:
             # end of epoch (or of the step budget): validate, keep the best, early stop
             net.eval()
             score = self.evaluate()
+            self._log(state, score)
             better = state["best"] is None or (score == score and score >= state["best"])
             if better:
                 state["best"], state["bad_epochs"] = score, 0
@@ -223,6 +227,19 @@ class StageRunner:
         m.end_stage(self.stage)
         if self.rank == 0:
             self.done.touch()
+
+    def _log(self, state: dict, score: float) -> None:
+        """One line per validation in ``stage{n}_log.jsonl``: epoch, step, training seconds so far, val score (the
+        training curve; t2p R@1 in stage 1, CIDEr-D in stage 2)."""
+        if self.rank != 0:
+            return
+        now = time.perf_counter()
+        state["seconds"] = state.get("seconds", 0.0) + now - self._clock
+        self._clock = now
+        row = {"epoch": state["epoch"] + 1, "step": state["global_step"], "seconds": round(state["seconds"], 2),
+               "val": None if score != score else round(float(score), 4)}
+        with open(self.workdir / f"stage{self.stage}_log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
 
     def _save(self, net, opt, state) -> None:
         if self.rank == 0:

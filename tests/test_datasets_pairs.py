@@ -116,6 +116,13 @@ def test_run_eval_score_info_verify_on_a_jsonl_file(data, tmp_path, capsys, monk
     code, out, err = run(capsys, "data", "verify", f"pairs:{folder / 'pairs.jsonl'}")
     assert code == 0 and "all images present and decodable" in out, err
 
+    # the leaderboard names the dataset's CSV with one file name too
+    from idcbench.tables.publish import render_leaderboard
+
+    files = render_leaderboard(tmp_path / "runs", resamples=10)
+    assert sorted(files) == ["README.md", "index.html", "pairs_mine_pairs.jsonl.csv"]
+    assert name in files["README.md"]
+
 
 def test_editing_the_file_is_a_new_run(data, tmp_path, capsys):
     folder, rows = data

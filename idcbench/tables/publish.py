@@ -9,6 +9,7 @@ from typing import Mapping
 
 from idcbench import bootstrap as bs
 from idcbench.files import write_atomic
+from idcbench.spec import path_component
 from idcbench.tables.build import Progress, leaderboard_tables
 from idcbench.tables.csv import tables_csv
 from idcbench.tables.html import leaderboard_html
@@ -22,7 +23,8 @@ def render_leaderboard(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESA
     tables = leaderboard_tables(runs_dir, resamples=resamples, seed=seed, progress=progress)
     files = {"README.md": leaderboard_markdown(tables), "index.html": leaderboard_html(tables)}
     for dataset in sorted({d for d, _ in tables}):
-        files[f"{dataset}.csv"] = tables_csv([t for (d, _), ts in tables.items() if d == dataset for t in ts])
+        csv_name = f"{path_component(dataset)}.csv"  # pairs:PATH is a path: one file name
+        files[csv_name] = tables_csv([t for (d, _), ts in tables.items() if d == dataset for t in ts])
     return files
 
 

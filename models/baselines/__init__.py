@@ -10,7 +10,7 @@ Registered models (variants are the JSON files in ``configs/``; keys there overr
 
 >>> from idcbench.captioner import create_model
 >>> create_model("most-frequent").card()
-'Most-frequent training caption (per semantic/distractor kind when known): the no-image floor.'
+'Most-frequent training caption, the same for every pair: the no-image floor.'
 """
 
 from __future__ import annotations

@@ -233,6 +233,8 @@ def test_include_file_model_runs_end_to_end(tmp_path, capsys):
     e = load_dataset("pairs:pairs.jsonl", data).examples("test")[0]
     code, out, err = run(capsys, "caption", run_dir / "model", e.before, e.after, "--include", model)
     assert code == 0 and out.strip() == expected[e.id], err
+    code, out, err = run(capsys, "score", run_dir, "--include", model, "--metrics", METRICS)  # rescoring needs it too
+    assert code == 0 and json.loads((run_dir / "metrics.json").read_text())["subsets"] == expected_metrics(data, preds), err
     code, out, _ = run(capsys, "list", "models", "--include", model, "--pattern", "mean-*")
     assert code == 0 and "mean-shift" in out and "mean pixel shift" in out
 

@@ -131,7 +131,7 @@ class ModelSpec:
     `family_ref` is the class or ``"module:Class"``, imported on first use of `family`: listing models does not
     import torch or open_clip.
 
-    >>> spec = ModelSpec("idcbench.models.baselines.most_frequent:MostFrequent", {"per_kind": True})
+    >>> spec = ModelSpec("idcbench.models.baselines.most_frequent:MostFrequent", {})
     >>> spec.family.__name__
     'MostFrequent'
     """

@@ -15,12 +15,12 @@ from that model's config) or ``"module:Class"``:
 >>> import json, tempfile
 >>> from idcbench.registry import MODELS
 >>> folder = Path(tempfile.mkdtemp())
->>> _ = (folder / "most-frequent-flat.json").write_text(json.dumps(
-...     {"family": "most-frequent", "description": "most-frequent, one mode for all kinds", "per_kind": False}))
+>>> _ = (folder / "nearest-neighbour-k5.json").write_text(json.dumps(
+...     {"family": "nearest-neighbour-tiny", "description": "nearest-neighbour-tiny, 5 neighbours", "k": 5}))
 >>> include([folder])
-['most-frequent-flat']
->>> MODELS.get("most-frequent-flat").config, MODELS.entry("most-frequent-flat").source.startswith("--include ")
-({'per_kind': False}, True)
+['nearest-neighbour-k5']
+>>> MODELS.get("nearest-neighbour-k5").config["k"], MODELS.entry("nearest-neighbour-k5").source.startswith("--include ")
+(5, True)
 """
 
 from __future__ import annotations

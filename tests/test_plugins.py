@@ -241,8 +241,8 @@ def test_include_file_model_runs_end_to_end(tmp_path, capsys):
 
 def test_include_folder_of_py_and_json_variants(tmp_path, capsys):
     folder = shutil.copytree(EXAMPLES / "own-model", tmp_path / "own-model")
-    (folder / "mf-flat.json").write_text(json.dumps({"family": "most-frequent", "description": "flat mode",
-                                                     "config": {"per_kind": False}}))
+    (folder / "mf-flat.json").write_text(json.dumps({"family": "nearest-neighbour-tiny", "description": "5 neighbours",
+                                                     "config": {"k": 5}}))
     from idcbench.plugins import include
     from idcbench.registry import MODELS
 
@@ -250,7 +250,7 @@ def test_include_folder_of_py_and_json_variants(tmp_path, capsys):
     assert include([folder]) == ["mf-flat", "pixel-diff", "pixel-diff-strict"]  # once per process: no clash
     assert MODELS.get("pixel-diff-strict").config == {"threshold": 0.0, "changed": "something in the scene changed"}
     assert MODELS.get("pixel-diff-strict").family is MODELS.get("pixel-diff").family
-    assert MODELS.get("mf-flat").config == {"per_kind": False}
+    assert MODELS.get("mf-flat").config == {**MODELS.get("nearest-neighbour-tiny").config, "k": 5}
     assert MODELS.entry("mf-flat").source == f"--include {folder / 'mf-flat.json'}"
 
 

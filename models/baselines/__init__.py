@@ -2,7 +2,7 @@
 
 Registered models (variants are the JSON files in ``configs/``; keys there override the family defaults):
 
-- ``most-frequent``: the most frequent training caption, per semantic/distractor kind when the data has kinds.
+- ``most-frequent``: the most frequent training caption, the same for every pair.
 - ``nearest-neighbour`` (alias ``nearest-neighbor``): k-NN on frozen CLIP ViT-B/32 pair features, CIDEr-D consensus;
   ``nearest-neighbour-tiny`` (alias ``nearest-neighbor-tiny``): the same on the miniature CLIP, for CPU and `shapes`.
 - ``duda``: DUDA (Park et al., ICCV 2019) with the paper's sizes on CLIP RN101 layer3 grids;

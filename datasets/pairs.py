@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from idcbench.data import Dataset, DatasetInfo, Example
-from idcbench.errors import UserError
+from idcbench.errors import UserError, decode_utf8, json_lines
 from idcbench.registry import DATASETS
 
 REQUIRED = ("before", "after", "captions", "split")
@@ -106,10 +106,7 @@ class Pairs(Dataset):
         if file.suffix.lower() not in (".jsonl", ".csv"):
             raise UserError(f"{file}: expected a .jsonl or .csv file of pairs ({COLUMNS_HINT})")
         raw = file.read_bytes()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            raise UserError(f"{file}: not UTF-8 (byte {e.start}); save it as UTF-8") from None
+        text = decode_utf8(file, raw)
         rows = _jsonl_rows(file, text) if file.suffix.lower() == ".jsonl" else _csv_rows(file, text)
         splits: dict[str, list[Example]] = {}
         lines: dict[str, int] = {}
@@ -217,13 +214,7 @@ def _captions(value: Any, where: str) -> list[str]:
 
 
 def _jsonl_rows(file: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{file}:{line}: invalid JSON at column {e.colno} ({e.msg}); one object per line") from None
+    for line, row in json_lines(file, text):
         if not isinstance(row, dict):
             raise UserError(f"{file}:{line}: expected a JSON object ({COLUMNS_HINT}), found {type(row).__name__}")
         yield line, row

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 EXIT_USER_ERROR = 2
 
@@ -33,12 +33,31 @@ def read_json(path: str | Path, *, what: str = "JSON file") -> Any:
         raise UserError(f"{path}: {what} not found")
     if path.is_dir():
         raise UserError(f"{path}: expected a {what}, found a directory")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save it as UTF-8") from None
+    text = decode_utf8(path, path.read_bytes())
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: line {e.lineno}, column {e.colno}: invalid JSON ({e.msg})") from None
+
+
+def decode_utf8(path: str | Path, raw: bytes) -> str:
+    """The text of a file's bytes (a UTF-8 BOM dropped); anything else is one `UserError` naming the file."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save it as UTF-8") from None
+
+
+def json_lines(path: str | Path, text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for every non-blank line of a JSONL text; a bad line is one `UserError` with its position.
+
+    >>> list(json_lines("p.jsonl", '{"a": 1}\\n\\n[2]\\n'))
+    [(1, {'a': 1}), (3, [2])]
+    """
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}: line {lineno}, column {e.colno}: invalid JSON ({e.msg})") from None

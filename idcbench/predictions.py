@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from idcbench.files import write_atomic
-from idcbench.errors import UserError
+from idcbench.errors import UserError, decode_utf8, json_lines
 
 DISTRACTOR_SUFFIX = "_n"
 
@@ -33,11 +33,7 @@ def _text(path: Path, role: str) -> str:
         raise UserError(f"{path}: {role} not found")
     if path.is_dir():
         raise UserError(f"{path}: expected a {role}, found a directory")
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save it as UTF-8") from None
+    return decode_utf8(path, path.read_bytes())
 
 
 def _id(value: Any, where: str) -> str:
@@ -74,13 +70,7 @@ def _read_coco(path: Path, text: str, data: Any, suffix: str = "") -> dict[str, 
 def _read_jsonl(path: Path, text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     first: dict[str, str] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}: line {lineno}, column {e.colno}: invalid JSON ({e.msg})") from None
+    for lineno, rec in json_lines(path, text):
         where = f"{path}: line {lineno}"
         if not isinstance(rec, dict) or "caption" not in rec or ("id" not in rec and "image_id" not in rec):
             raise UserError(f"{where}: expected {{\"id\": ..., \"caption\": ...}}")

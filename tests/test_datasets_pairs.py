@@ -197,7 +197,7 @@ def test_bad_files_are_one_line(data, tmp_path, capsys):
     text = (folder / "pairs.jsonl").read_text().splitlines()
     (folder / "broken.jsonl").write_text("\n".join(text[:2] + ['{"before": "img/0a.png",'] + text[3:]) + "\n")
     code, _, err = run(capsys, "data", "verify", "pairs:broken.jsonl", "--data-root", folder)
-    assert_one_line_error(code, err, "broken.jsonl:3: invalid JSON")
+    assert_one_line_error(code, err, "broken.jsonl: line 3, column 25: invalid JSON")
     (folder / "header.csv").write_text("before,after,caption,split\nimg/0a.png,img/0b.png,no change,test\n")
     code, _, err = run(capsys, "eval", tmp_path / "nothing.jsonl", "--dataset", "pairs:header.csv", "--data-root", folder)
     assert_one_line_error(code, err, "header.csv:1: missing column(s) captions", "found: before, after, caption, split")

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.idcbench-installed
 
-.PHONY: demo test bench leaderboard setup clean
+.PHONY: demo test bench bench-gpu leaderboard setup clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
@@ -20,6 +20,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -q -o python_files="bench_*.py" --benchmark-only --benchmark-columns=min,median,max,rounds
+
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --out gpu_check.json
 
 leaderboard: $(STAMP)
 	$(PY) -m idcbench leaderboard --runs-dir leaderboard/runs --out leaderboard

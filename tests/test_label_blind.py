@@ -94,17 +94,20 @@ def tiny_vlm(tmp_path_factory):
     return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny")
 
 
-def _overrides(name: str, family: str, tiny_vlm: Path, echo: str) -> dict:
-    if family == "Clip4IDC":
-        return TINY_CLIP
-    if family in ("NearestNeighbour", "DUDA"):
-        tiny = dict(MODELS.get(f"{'duda' if family == 'DUDA' else 'nearest-neighbour'}-tiny").config)
-        return {**tiny, **TINY_FEATURES, **({"epochs": 1, "val_max_examples": 4} if family == "DUDA" else {})}
-    if family == "MostFrequent":
-        return {}
-    if family == "OpenAICompatible":
-        return {"base_url": echo, "model": "echo", "api_key_env": None, "concurrency": 2}
-    return {"model": str(tiny_vlm), "max_new_tokens": 4}  # the transformers VLM variants: a tiny model of a real arch
+def _overrides(family: str, tiny_vlm: Path, echo: str) -> dict:
+    """How each family is built small and offline; a new family must be added here (no silent default)."""
+    duda = {**MODELS.get("duda-tiny").config, **TINY_FEATURES, "epochs": 1, "val_max_examples": 4}
+    table = {
+        "Clip4IDC": TINY_CLIP,
+        "NearestNeighbour": {**MODELS.get("nearest-neighbour-tiny").config, **TINY_FEATURES},
+        "DUDA": duda,
+        "MostFrequent": {},
+        "OpenAICompatible": {"base_url": echo, "model": "echo", "api_key_env": None, "concurrency": 2},
+        "TransformersVLM": {"model": str(tiny_vlm), "max_new_tokens": 4},  # a tiny model of a real architecture
+    }
+    if family not in table:
+        pytest.fail(f"{family}: say in _overrides how this family is built small and offline")
+    return table[family]
 
 
 def _captions(model, dataset: Dataset, run_dir: Path) -> list[str]:
@@ -121,8 +124,9 @@ def test_captions_do_not_depend_on_test_labels(name, dataset, tiny_vlm, echo_ser
 
     spec = MODELS.get(name)
     family = spec.family.__name__
-    config = spec.family.resolve_config(deep_merge(spec.config, _overrides(name, family, tiny_vlm, echo_server)),
-                                        dataset)
+    requested = deep_merge(spec.config, _overrides(family, tiny_vlm, echo_server))
+    config = spec.family.resolve_config(requested, dataset)
+    assert spec.family.resolve_config(requested, Blanked(dataset, "test")) == config  # nothing pinned from test labels
     torch.manual_seed(0)
     model = spec.family(config)
     if model.trainable:

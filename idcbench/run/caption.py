@@ -63,12 +63,17 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[dict[str, str]
 
 
 def collect_predictions(run_dir: Path, ids: Sequence[str]) -> dict[str, str]:
-    """All predictions saved in the run directory (merged file, rank and shard files).
+    """All predictions saved in the run directory (merged file, rank and shard files): id -> caption.
 
     Within one file an id occurs once; across files the same id may occur only with the same caption (a merge
     killed before it removed the rank files); an id outside the split is an error."""
+    return {i: r["caption"] for i, r in _collect_records(run_dir, ids).items()}
+
+
+def _collect_records(run_dir: Path, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`collect_predictions` with whole records (``raw`` kept where a file has it)."""
     known = set(ids)
-    out: dict[str, str] = {}
+    out: dict[str, dict[str, str]] = {}
     origin: dict[str, str] = {}
     for path in [run_dir / PREDICTIONS, *partial_files(run_dir)]:
         seen: set[str] = set()
@@ -80,9 +85,10 @@ def collect_predictions(run_dir: Path, ids: Sequence[str]) -> dict[str, str]:
             if i not in known:
                 raise UserError(f"{path}: id {i!r} is not in the evaluated split; this run directory does not match, "
                                 "rerun with --force")
-            if i in out and out[i] != cap:
+            if i in out and out[i]["caption"] != cap:
                 raise UserError(f"id {i!r} has different captions in {origin[i]} and {path.name}; rerun with --force")
-            out[i], origin[i] = cap, path.name
+            if i not in out or "raw" in rec:
+                out[i], origin[i] = rec, path.name
     return out
 
 
@@ -128,11 +134,7 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
 def merge_predictions(run_dir: Path, examples: Sequence[Example]) -> dict[str, str]:
     """Merge every predictions file into predictions.jsonl in dataset order (atomic), then drop the partial files."""
     ids = [e.id for e in examples]
-    preds = collect_predictions(run_dir, ids)
-    raws = {r["id"]: r["raw"] for path in [run_dir / PREDICTIONS, *partial_files(run_dir)]
-            for r in read_predictions(path) if "raw" in r}
-    records = merge_ordered(({"id": i, "caption": c, **({"raw": raws[i]} if i in raws else {})}
-                             for i, c in preds.items()), ids, where=str(run_dir))
+    records = merge_ordered(_collect_records(run_dir, ids).values(), ids, where=str(run_dir))
     write_atomic(run_dir / PREDICTIONS,
                  "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     for path in partial_files(run_dir):

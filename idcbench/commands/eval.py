@@ -73,8 +73,6 @@ def eval_(
         check_output(json_out, "--json")  # before the scoring run, so its scores are never lost
     refs, subsets, tags, id_key = load_references(dataset, data_root, split, references)
     preds = align_ids(read_predictions(predictions, distractors), refs, id_key)  # "256.png" is Spot-the-Diff's 256
-    if json_out is not None and str(json_out) != "-" and json_out.is_dir():
-        raise UserError(f"--json {json_out}: is a directory; give a file name")
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err_console, transient=True) as bar:
         tasks: dict[str, Any] = {}

@@ -26,7 +26,7 @@ def tables_csv(tables: Sequence[Table]) -> str:
         for r in t.rows:
             for c in t.columns:
                 cell = r.cells.get(c) or Cell(None)
-                subset, metric = (c, "CIDEr-D") if t.key == "types" else (getattr(r, "subset", None) or t.subset, c)
+                subset, metric = (c, "CIDEr-D") if t.key == "types" else (r.subset or t.subset, c)
                 p = r.p_value if metric == "CIDEr-D" else None
                 w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, seeds_text(r).replace(",", " "),
                             "" if r.n is None else r.n, subset, metric, _num(cell.value), _num(cell.std),

@@ -11,8 +11,8 @@ from __future__ import annotations
 import html
 from typing import Any, Mapping, Sequence
 
-from idcbench.tables.model import (GENERATED, TABLE_HEADINGS, Cell, Table, anchor, column_heads, format_number,
-                                   format_p, kind_tag, row_label, seeds_text, source_numbers)
+from idcbench.tables.model import (GENERATED, TABLE_HEADINGS, Cell, Table, anchor, column_heads, format_cell,
+                                   format_number, format_p, kind_tag, row_label, seeds_text, source_numbers)
 
 
 CSS = """
@@ -71,9 +71,7 @@ def page(title: str, body: str, *, extra_css: str = "", script: str = "") -> str
 def _td_cell(cell: Cell | None) -> str:
     if cell is None or cell.value is None:
         return '<td data-v="">–</td>'
-    main = format_number(cell.value)
-    if cell.std is not None and cell.seeds > 1:
-        main += f" ± {format_number(cell.std)}"
+    main = format_cell(cell, ci=False)
     ci = ""
     if cell.low is not None and cell.high is not None:
         ci = f' <span class="ci">[{format_number(cell.low)}, {format_number(cell.high)}]</span>'

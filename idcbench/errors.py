@@ -51,10 +51,13 @@ def decode_utf8(path: str | Path, raw: bytes) -> str:
 def json_lines(path: str | Path, text: str) -> Iterator[tuple[int, Any]]:
     """(line number, value) for every non-blank line of a JSONL text; a bad line is one `UserError` with its position.
 
-    >>> list(json_lines("p.jsonl", '{"a": 1}\\n\\n[2]\\n'))
-    [(1, {'a': 1}), (3, [2])]
+    Lines end at ``\\n`` only (``\\r\\n`` too): ``json.dumps(ensure_ascii=False)`` writes U+2028, U+0085 and the like
+    unescaped inside strings, and `str.splitlines` would cut a valid record there.
+
+    >>> list(json_lines("p.jsonl", '{"a": 1}\\n\\n[2]\\r\\n{"c": "x\\u2028y"}\\n'))
+    [(1, {'a': 1}), (3, [2]), (4, {'c': 'x\\u2028y'})]
     """
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -62,3 +62,12 @@ def test_references_file(tmp_path):
     bad = write(tmp_path / "bad.json", json.dumps({"annotations": [{"image_id": 1, "caption": None}]}))
     with pytest.raises(UserError, match="caption is not a string"):
         read_references(bad)
+
+
+def test_jsonl_captions_keep_unicode_line_separators(tmp_path):
+    # json.dumps(ensure_ascii=False) leaves U+2028 / U+0085 unescaped inside strings: they are not line ends in JSONL
+    captions = {"1": "the cube\u2028moved", "2": "a\x85b", "3": "plain"}
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(json.dumps({"id": k, "caption": v}, ensure_ascii=False) + "\n" for k, v in captions.items()),
+                    encoding="utf-8")
+    assert read_predictions(path) == captions

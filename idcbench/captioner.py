@@ -11,8 +11,9 @@ True
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
@@ -41,15 +42,46 @@ class FitContext:
 
 
 @dataclass(frozen=True)
+class TrainData:
+    """What a model may read of its run's dataset before captioning (`Captioner.resolve_config`, `RunContext`): the
+    dataset's name and its train split (e.g. k-shot examples), read on first use. The split being captioned is not
+    reachable from here; its pairs reach the model only through `caption`, as two images.
+
+    >>> from idcbench.data import Example
+    >>> data = TrainData("toy", lambda: [Example("0", Path("b"), Path("a"), ("a change",))])
+    >>> data.has_train, [e.id for e in data.examples()], TrainData("toy").has_train
+    (True, ['0'], False)
+    """
+
+    dataset: str
+    load: Callable[[], Sequence[Example]] | None = field(default=None, repr=False)  # None: no train split
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> "TrainData":
+        has_train = "train" in dataset.splits()
+        return cls(dataset.info.name, functools.partial(dataset.examples, "train") if has_train else None)
+
+    @property
+    def has_train(self) -> bool:
+        return self.load is not None
+
+    def examples(self) -> Sequence[Example]:
+        if self.load is None:
+            from idcbench.errors import UserError
+
+            raise UserError(f"{self.dataset} has no train split")
+        return self.load()
+
+
+@dataclass(frozen=True)
 class RunContext:
     """What a model may use of its run besides the pairs (`Captioner.bind_run`): the run directory (e.g. for a
-    write-ahead log of server requests, so a resumed run never asks twice) and the dataset (e.g. the train split's
-    in-context examples). Test pairs still reach the model only through `caption`, as two images. `part` names this
-    process's share when several write to one run directory (``shard-0-of-4``, ``rank1``; empty for a whole run), so
-    that each can keep its own files."""
+    write-ahead log of server requests, so a resumed run never asks twice) and the train data (`TrainData`, e.g. the
+    in-context examples). `part` names this process's share when several write to one run directory
+    (``shard-0-of-4``, ``rank1``; empty for a whole run), so that each can keep its own files."""
 
     run_dir: Path
-    dataset: Dataset
+    data: TrainData
     part: str = ""
 
 
@@ -82,9 +114,10 @@ class Captioner(ABC):
         self.config: dict[str, Any] = dict(config or {})
 
     @classmethod
-    def resolve_config(cls, config: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    def resolve_config(cls, config: dict[str, Any], data: TrainData) -> dict[str, Any]:
         """The run's config with everything else that determines its captions pinned (it is hashed into the run
-        spec), e.g. the weights' revision, the prompt text, the chosen in-context examples. Called before any work,
+        spec), e.g. the weights' revision, the prompt text, the chosen in-context examples (from `data`, the
+        dataset's name and train split). Called before any work,
         so it is also where a missing weight or key fails; cheap (no weights are loaded). Default: unchanged."""
         return config
 

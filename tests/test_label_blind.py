@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from idcbench.captioner import FitContext, RunContext, deep_merge
+from idcbench.captioner import FitContext, RunContext, TrainData, deep_merge
 from idcbench.data import Dataset
 from idcbench.registry import MODELS
 from idcbench.run.caption import caption_examples, read_predictions
@@ -112,7 +112,7 @@ def _overrides(family: str, tiny_vlm: Path, echo: str) -> dict:
 
 def _captions(model, dataset: Dataset, run_dir: Path) -> list[str]:
     run_dir.mkdir(parents=True)
-    model.bind_run(RunContext(run_dir, dataset))
+    model.bind_run(RunContext(run_dir, TrainData.of(dataset)))
     out = run_dir / "predictions.jsonl"
     caption_examples(model, dataset.examples("test"), out, batch_size=4, done={}, reporter=Reporter())
     return [row["caption"] for row in read_predictions(out)]
@@ -125,8 +125,8 @@ def test_captions_do_not_depend_on_test_labels(name, dataset, tiny_vlm, echo_ser
     spec = MODELS.get(name)
     family = spec.family.__name__
     requested = deep_merge(spec.config, _overrides(family, tiny_vlm, echo_server))
-    config = spec.family.resolve_config(requested, dataset)
-    assert spec.family.resolve_config(requested, Blanked(dataset, "test")) == config  # nothing pinned from test labels
+    config = spec.family.resolve_config(requested, TrainData.of(dataset))
+    assert spec.family.resolve_config(requested, TrainData.of(Blanked(dataset, "test"))) == config  # nothing pinned from test labels
     torch.manual_seed(0)
     model = spec.family(config)
     if model.trainable:

@@ -25,7 +25,7 @@ import shutil
 from contextlib import nullcontext
 from pathlib import Path
 
-from idcbench.captioner import Captioner, RunContext
+from idcbench.captioner import Captioner, RunContext, TrainData
 from idcbench.distributed import (
     DistInfo, barrier, destroy_process_group, dist_info, init_process_group, shard,
 )
@@ -106,7 +106,7 @@ def _run_held(p: Prepared, reporter: Reporter, sharded: bool, init_model: Captio
     reporter.message(f"run directory {run_dir}")
     model = obtain_model(p, reporter, may_train=not sharded or req.shard == 0, init_model=init_model)
     part = f"shard-{req.shard}-of-{req.num_shards}" if sharded else f"rank{info.rank}" if info.distributed else ""
-    model.bind_run(RunContext(run_dir, p.dataset, part))  # e.g. a server family's write-ahead log
+    model.bind_run(RunContext(run_dir, TrainData.of(p.dataset), part))  # e.g. a server family's write-ahead log
 
     ids = [e.id for e in p.examples]
     if sharded:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from idcbench.captioner import ModelSpec, check_config, deep_merge
+from idcbench.captioner import ModelSpec, TrainData, check_config, deep_merge
 from idcbench.data import Dataset, Example, load_dataset
 from idcbench.distributed import DistInfo, dist_info
 from idcbench.errors import UserError
@@ -155,7 +155,7 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
     dataset = open_dataset(req.dataset, req.data_root)
     examples = split_examples(dataset, req.split, req.limit)
     # the family pins what else determines its captions (weights revision, prompt, shots): hashed with the config
-    config = json.loads(canonical_json(model_spec.family.resolve_config(config, dataset)))
+    config = json.loads(canonical_json(model_spec.family.resolve_config(config, TrainData.of(dataset))))
     checkpoint = None if req.init is None else file_sha256(Path(req.init))
     train = req.init is None and bool(getattr(model_spec.family, "trainable", True))
     train_manifest = None

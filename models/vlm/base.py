@@ -21,8 +21,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from idcbench.captioner import Caption, Captioner, RunContext, deep_merge
-from idcbench.data import Dataset, Pair
+from idcbench.captioner import Caption, Captioner, RunContext, TrainData, deep_merge
+from idcbench.data import Pair
 from idcbench.errors import UserError, read_json
 from idcbench.models.vlm.prompting import (
     POSTPROCESS_VERSION, Shot, bind_shots, choose_shots, conversation, instruction_for, postprocess,
@@ -53,22 +53,22 @@ class PromptedCaptioner(Captioner):
 
     # ------------------------------------------------------------------------------------------------ run hooks
     @classmethod
-    def resolve_config(cls, config: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    def resolve_config(cls, config: dict[str, Any], data: TrainData) -> dict[str, Any]:
         out = deep_merge(cls.config_defaults or {}, config)  # every default too: decoding settings are hashed
         if out.get("instruction") is None:
-            out["instruction"] = instruction_for(dataset.info.name)
+            out["instruction"] = instruction_for(data.dataset)
         k = int(out.get("shots") or 0)
         if k and out.get("shot_examples") is None:
-            if "train" not in dataset.splits():
-                raise UserError(f"shots={k}: {dataset.info.name} has no train split to take in-context examples "
+            if not data.has_train:
+                raise UserError(f"shots={k}: {data.dataset} has no train split to take in-context examples "
                                 "from; use shots=0")
-            out["shot_examples"] = choose_shots(dataset.examples("train"), k, int(out.get("shot_seed") or 0))
+            out["shot_examples"] = choose_shots(data.examples(), k, int(out.get("shot_seed") or 0))
         out["postprocess_version"] = POSTPROCESS_VERSION if out.get("postprocess", True) else "none"
         return out
 
     def bind_run(self, ctx: RunContext) -> None:
         if self.config.get("shot_examples"):
-            self.shots = bind_shots(self.config["shot_examples"], ctx.dataset.examples("train"))
+            self.shots = bind_shots(self.config["shot_examples"], ctx.data.examples())
 
     # ------------------------------------------------------------------------------------------------ captioning
     def instruction(self) -> str:

@@ -33,8 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from idcbench.captioner import RunContext
-from idcbench.data import Dataset, load_image
+from idcbench.captioner import RunContext, TrainData
+from idcbench.data import load_image
 from idcbench.errors import UserError
 from idcbench.models.vlm.base import PROMPT_DEFAULTS, PromptedCaptioner
 from idcbench.models.vlm.wal import RequestLog, request_key, usage_of
@@ -127,8 +127,8 @@ class OpenAICompatible(PromptedCaptioner):
         return {"Authorization": f"Bearer {key}"}
 
     @classmethod
-    def resolve_config(cls, config: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
-        out = super().resolve_config(config, dataset)
+    def resolve_config(cls, config: dict[str, Any], data: TrainData) -> dict[str, Any]:
+        out = super().resolve_config(config, data)
         probe = cls(out)
         probe._endpoint()
         probe._headers()  # a missing key fails before any work

@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from idcbench.data import Dataset, load_image
+from idcbench.captioner import TrainData
+from idcbench.data import load_image
 from idcbench.errors import UserError
 from idcbench.models.vlm.base import PROMPT_DEFAULTS, PromptedCaptioner
 from idcbench.models.vlm.weights import resolve_weights
@@ -68,8 +69,8 @@ class TransformersVLM(PromptedCaptioner):
         return str(self.config["model"])
 
     @classmethod
-    def resolve_config(cls, config: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
-        out = super().resolve_config(config, dataset)
+    def resolve_config(cls, config: dict[str, Any], data: TrainData) -> dict[str, Any]:
+        out = super().resolve_config(config, data)
         model = cls(out)._require_model()
         _, revision = resolve_weights(model, out.get("revision"))
         if out.get("weights_revision") not in (None, revision):

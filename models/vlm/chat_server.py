@@ -105,8 +105,7 @@ class OpenAICompatible(PromptedCaptioner):
                 raise UserError(f"openai: {key}={self.config[key]}: must be at least 1")
         if int(self.config["max_retries"]) < 0 or float(self.config["timeout_s"]) <= 0:
             raise UserError("openai: max_retries must be 0 or more and timeout_s positive")
-        self.log: RequestLog | None = None
-        self.run_dir: Path | None = None
+        self.log: RequestLog | None = None  # set by bind_run: the run's write-ahead log
         self.retries = 0
 
     # ---------------------------------------------------------------------------------------------------- config
@@ -136,7 +135,6 @@ class OpenAICompatible(PromptedCaptioner):
 
     def bind_run(self, ctx: RunContext) -> None:
         super().bind_run(ctx)
-        self.run_dir = ctx.run_dir
         self.log = RequestLog(ctx.run_dir, ctx.part)
 
     # ---------------------------------------------------------------------------------------------------- answer
@@ -158,16 +156,14 @@ class OpenAICompatible(PromptedCaptioner):
         answers = asyncio.run(self._ask_all(url, headers, todo)) if todo else {}
         if log is not None:
             answers.update({k: log.get(k) for k in keys if k in log and k not in answers})
-            if self.run_dir is not None:
-                self._write_usage()
+            self._write_usage(log.run_dir)
         return [answers[k].get("content") or "" for k in keys]
 
-    def _write_usage(self) -> None:
-        assert self.run_dir is not None
+    def _write_usage(self, run_dir: Path) -> None:
         c = self.config
-        write_json_atomic(self.run_dir / USAGE_FILE, {
+        write_json_atomic(run_dir / USAGE_FILE, {
             "base_url": c["base_url"], "model": c["model"], "api_key_env": c["api_key_env"],
-            **usage_of(self.run_dir), "retries_this_process": self.retries,
+            **usage_of(run_dir), "retries_this_process": self.retries,
         })
 
     async def _ask_all(self, url: str, headers: dict[str, str],

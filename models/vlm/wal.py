@@ -75,6 +75,7 @@ class RequestLog:
     """The answers logged in `run_dir` (all processes), appending this process's to its own file."""
 
     def __init__(self, run_dir: Path, part: str = ""):
+        self.run_dir = Path(run_dir)
         self.path = Path(run_dir) / (f"{PREFIX}.{part}.jsonl" if part else f"{PREFIX}.jsonl")
         if self.path.exists():
             data = self.path.read_bytes()

@@ -165,10 +165,15 @@ def test_leaderboard_content(runs, tmp_path):
     assert "the official CLIP4IDC README (mean of 8 seeds)" in clevr
     assert "published" not in shapes
     # the measured good model, 3 seeds: mean ± std [low, high]
-    assert re.search(r"\| good \| measured \| 0,1,2 \| 120 \| [\d.]+ ± [\d.]+ \[[\d.]+, [\d.]+\]", clevr)
+    assert re.search(r"\| good \| measured \| 3 \(0, 1, 2\) \| 120 \| [\d.]+ ± [\d.]+ \[[\d.]+, [\d.]+\]", clevr)
+    # Seeds: how many, and which; one seed reads "1 (0)", not a bare "0" that looks like a count
+    assert re.search(r"\| weak \| measured \| 1 \(0\) \| 120 \|", clevr)
     rows = list(csv.DictReader(open(tmp_path / "clevr-change.csv")))
     good = [r for r in rows if r["label"] == "good" and r["table"] == "main" and r["metric"] == "CIDEr-D"]
     assert len(good) == 1 and float(good[0]["ci_low"]) < float(good[0]["value"]) < float(good[0]["ci_high"])
+    assert good[0]["seeds"] == "3 (0, 1, 2)" and None not in good[0]  # the commas stay in one quoted field
+    assert {r["seeds"] for r in rows if r["label"] == "weak"} == {"1 (0)"}
+    assert {r["seeds"] for r in rows if r["type"] == "published"} == {""}
     color = [r for r in rows if r["table"] == "types" and r["subset"] == "color" and r["label"] == "good"]
     vals = [_metrics(p)["subsets"]["color"]["metrics"]["CIDEr-D"] for p in sorted((runs / "clevr-change/good").iterdir())]
     assert float(color[0]["value"]) == pytest.approx(np.mean(vals), abs=1e-4)

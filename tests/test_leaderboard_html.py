@@ -31,7 +31,7 @@ def test_leaderboard_page_in_chromium(chromium, tmp_path):  # noqa: F811
     assert header[:4] == ["Model", "Type", "Seeds", "n"] and "CIDEr-D" in header
     measured = [r for r in rows if r[1] == "measured"]
     assert [r[0] for r in measured] == ["clip4idc-tiny", "most-frequent"]  # ordered by CIDEr-D
-    assert measured[0][2] == "0,1" and re.fullmatch(r"[\d.]+ ± [\d.]+ \[[\d.]+, [\d.]+\]", measured[0][header.index("CIDEr-D")])
+    assert measured[0][2] == "2 (0, 1)" and measured[1][2] == "1 (0)" and re.fullmatch(r"[\d.]+ ± [\d.]+ \[[\d.]+, [\d.]+\]", measured[0][header.index("CIDEr-D")])
     pub_rows = [r for r in rows if r[1].startswith("published")]
     assert "DUDA (ICCV 2019)" in [r[0] for r in pub_rows] and len(pub_rows) == len(published("clevr-change"))
     types = doc.by("id", "clevr-change-test-types")

@@ -28,7 +28,7 @@ def tables_csv(tables: Sequence[Table]) -> str:
                 cell = r.cells.get(c) or Cell(None)
                 subset, metric = (c, "CIDEr-D") if t.key == "types" else (r.subset or t.subset, c)
                 p = r.p_value if metric == "CIDEr-D" else None
-                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, seeds_text(r).replace(",", " "),
+                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, seeds_text(r),
                             "" if r.n is None else r.n, subset, metric, _num(cell.value), _num(cell.std),
                             _num(cell.low), _num(cell.high), "" if p is None else f"{p:.4f}",
                             t.baseline or "", r.source])

@@ -101,9 +101,14 @@ def column_title(col: str) -> str:
 
 
 def seeds_text(row: Row) -> str:
-    if row.kind != "measured":
+    """How many seeds a measured row averages, and which: ``1 (0)``, ``3 (0, 1, 2)``; ``""`` for published rows.
+
+    >>> seeds_text(Row("m", "measured", {}, seeds=[0, 1, 2])), seeds_text(Row("m", "measured", {}, seeds=[None]))
+    ('3 (0, 1, 2)', '1 (–)')
+    """
+    if row.kind != "measured" or not row.seeds:
         return ""
-    return ",".join("–" if s is None else str(s) for s in row.seeds)
+    return f"{len(row.seeds)} (" + ", ".join("–" if s is None else str(s) for s in row.seeds) + ")"
 
 
 def row_label(row: Row) -> str:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from idcbench import __version__
+from idcbench.cli_help import readable_help
 from idcbench.errors import EXIT_USER_ERROR, UserError
 
 app = typer.Typer(
@@ -60,9 +61,10 @@ def fail(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `idcbench` script and of `python -m idcbench`."""
     _load_commands()
+    command = readable_help(typer.main.get_command(app))  # the click command `app(...)` would build, polished
     try:
         # standalone mode: click itself reports usage errors (exit 2) and handles --help; our errors pass through.
-        app(args=argv, standalone_mode=True)
+        command(args=argv, standalone_mode=True)
     except UserError as e:
         fail(str(e))
     except OSError as e:

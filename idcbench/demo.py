@@ -60,7 +60,7 @@ def run_demo(
     out_dir: str | Path = "leaderboard",
     *,
     models: Sequence[tuple[str, dict[str, Any]]] = DEMO_MODELS,
-    device: str = "cpu",
+    device: str = "auto",
     force: bool = False,
     reporter: Reporter | None = None,
     resamples: int | None = None,

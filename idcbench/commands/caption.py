@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from idcbench.cli import app, console
+from idcbench.cli_help import DEVICE_HELP
 from idcbench.plugins import INCLUDE_HELP
 
 
@@ -48,11 +49,11 @@ def caption(
     before: Path = typer.Argument(..., help="the before image"),
     after: Path = typer.Argument(..., help="the after image"),
     init: Optional[str] = typer.Option(None, "--init", help="weights: official CLIP4IDC checkpoint, model.pt or model directory"),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1, ..."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="open_clip backbone (config key `backbone`)"),
     pretrained: Optional[str] = typer.Option(None, "--pretrained", help="open_clip tag or weights file (config key `pretrained`)"),
     beam: Optional[int] = typer.Option(None, "--beam", help="beam search with this width instead of greedy decoding"),
-    config: Optional[List[str]] = typer.Option(None, "--config", "-c", help="KEY=VALUE config overrides (JSON values; a.b=1 sets a nested key)"),
+    config: Optional[List[str]] = typer.Option(None, "--config", "-c", metavar="<key=value>", help="KEY=VALUE config overrides (JSON values; a.b=1 sets a nested key)"),
     include: List[Path] = typer.Option([], "--include", help=INCLUDE_HELP),
 ) -> None:
     """Caption one image pair and print the caption."""
@@ -65,6 +66,9 @@ def caption(
     for p in (before, after):
         load_image(p)  # one clear line for a missing / broken image before any model is built
     from idcbench.run import parse_config
+    from idcbench.run.request import resolve_device
+
+    device = resolve_device(device)  # auto -> cuda or cpu; an unusable device is refused before the model is built
 
     overrides = parse_config(config or [])  # the same KEY=JSON (dotted keys nest) as `idcbench run --config`
     if backbone is not None:

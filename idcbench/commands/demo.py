@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 
 from idcbench.cli import app, console
+from idcbench.cli_help import DEVICE_HELP
 
 
 @app.command()
 def demo(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the run directories go."),
     out: Path = typer.Option(Path("leaderboard"), "--out", help="Where the leaderboard, its light runs and the report go."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " The committed leaderboard/ was computed on cpu."),
     force: bool = typer.Option(False, "--force", help="Recompute runs that are already DONE."),
 ) -> None:
     """Generate `shapes`, train and evaluate CLIP4IDC-tiny, its ablations and the baselines; write leaderboard + report."""

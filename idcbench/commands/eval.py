@@ -55,7 +55,7 @@ def eval_(
     split: str = typer.Option("test", "--split", help="Dataset split"),
     references: Optional[Path] = typer.Option(None, "--references", "-r", help="COCO caption ground truth (annotations list)"),
     metrics: Optional[List[str]] = typer.Option(
-        None, "--metrics", "-m",
+        None, "--metrics", "-m", metavar="<names>",
         help="Metrics, repeated or comma-separated (default: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D). "
         "Opt-in: SPICE (needs CoreNLP 3.6.0 jars), BERTScore (about 50 s per 5,000 captions on CPU)."),
     allow_partial: bool = typer.Option(False, "--allow-partial", help="Score only the ids that have a prediction"),

@@ -54,7 +54,7 @@ def compare(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Only runs of this dataset."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Model (or row label) for the paired test on CIDEr-D."),
     subset: str = typer.Option("total", "--subset", help="Subset to compare (total, semantic, color, ...)."),
-    fmt: Optional[str] = typer.Option(None, "--format", metavar="FORMAT",
+    fmt: Optional[str] = typer.Option(None, "--format", metavar="<format>",
                                       help="table, md, csv or json [default: table on a terminal, else md]."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),

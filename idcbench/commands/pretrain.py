@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from idcbench.cli import app, console
+from idcbench.cli_help import DEVICE_HELP
 from idcbench.errors import UserError
 
 
@@ -23,7 +24,7 @@ def pretrain_clip(
     lr: float = typer.Option(3e-4, "--lr", min=0.0, help="Peak learning rate (AdamW, warmup then cosine)."),
     twins: float = typer.Option(0.5, "--twins", min=0.0, max=1.0,
                                 help="Fraction of each batch in twin scenes that differ in one attribute of one object."),
-    device: str = typer.Option("cpu", "--device", help="torch device, e.g. cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + " Weights are bit-identical only on the same device."),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads (part of what makes a run bit-exact)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes rendering batches (1: one background thread)."),
 ) -> None:
@@ -33,11 +34,9 @@ def pretrain_clip(
     """
     if dataset != "shapes":
         raise UserError(f"pretrain-clip: unknown dataset {dataset!r}; only 'shapes' (generated on the fly) is supported")
-    if device.startswith("cuda"):
-        import torch
+    from idcbench.run.request import resolve_device
 
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    device = resolve_device(device)  # the record names the device used (auto -> cuda or cpu)
     from idcbench.models.tinyclip.pretrain import PretrainConfig, pretrain
 
     cfg = PretrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, twins=twins,

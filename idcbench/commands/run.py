@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from idcbench.cli import app, console
+from idcbench.cli_help import DEVICE_HELP
 from idcbench.commands._grid import Grid, print_grid
 from idcbench.plugins import INCLUDE_HELP
 
@@ -127,14 +128,15 @@ def run_command(
     split: str = typer.Option("test", "--split", help="Split to caption and score."),
     init: Optional[Path] = typer.Option(None, "--init", help="Checkpoint to evaluate (file or saved model folder); no training."),
     train: bool = typer.Option(False, "--train", help="Train with the model's recipe (the default without --init)."),
-    config: List[str] = typer.Option([], "--config", "-c", help="Model config override KEY=VALUE (JSON value; dotted keys set groups, e.g. stage2.epochs=1); repeatable."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    config: List[str] = typer.Option([], "--config", "-c", metavar="<key=value>", help="Model config override KEY=VALUE (JSON value; dotted keys set groups, e.g. stage2.epochs=1); repeatable."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation and of training; each seed is its own run directory."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     batch_size: int = typer.Option(32, "--batch-size", help="Captioning batch size (does not change results)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate only the first N examples of the split."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories live."),
     force: bool = typer.Option(False, "--force", help="Redo the run even if DONE exists."),
-    metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Metric names (comma-separated or repeated); default all."),
+    metrics: Optional[List[str]] = typer.Option(None, "--metrics", "-m", metavar="<names>",
+                                                help="Metric names (comma-separated or repeated); default all."),
     shard: Optional[int] = typer.Option(None, "--shard", help="Caption only shard I (then `idcbench score RUN_DIR`)."),
     num_shards: Optional[int] = typer.Option(None, "--num-shards", help="Number of shards for --shard."),
     include: List[Path] = typer.Option([], "--include", help=INCLUDE_HELP),
@@ -178,8 +180,9 @@ def run_command(
 def score_command(
     run_dir: Path = typer.Argument(..., help="A run directory (runs/<dataset>/<model>/<hash>)."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset folder if it moved since the run."),
-    metrics: Optional[List[str]] = typer.Option(None, "--metrics", help="Metric names; default all."),
-    device: str = typer.Option("auto", "--device"),
+    metrics: Optional[List[str]] = typer.Option(None, "--metrics", "-m", metavar="<names>",
+                                                help="Metric names (comma-separated or repeated); default all."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     include: List[Path] = typer.Option([], "--include", help=INCLUDE_HELP),
 ) -> None:
     """Merge the shard predictions of RUN_DIR and score them (every shard must be done)."""

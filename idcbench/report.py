@@ -21,8 +21,8 @@ from typing import Any, Mapping, Sequence
 from idcbench.errors import UserError, read_json
 from idcbench.data import CHANGE_TYPES
 from idcbench.scoring import load_samples
-from idcbench.tables.html import esc, page
-from idcbench.tables.model import KINDS, MAIN_METRICS, RETRIEVAL_COLUMNS
+from idcbench.tables.html import RUN_META, esc, page
+from idcbench.tables.model import KINDS, MAIN_METRICS
 from idcbench.tables.runs import load_run
 
 DEFAULT_EXAMPLES = 120
@@ -134,7 +134,7 @@ def render_report(run_dir: str | Path, *, max_examples: int = DEFAULT_EXAMPLES, 
         body.append("<details><summary>env.json</summary><pre>" + esc(json.dumps(env, indent=2, sort_keys=True))
                     + "</pre></details>")
     return page(f"idcbench report: {run.model} on {run.dataset}", "\n".join(body), extra_css=REPORT_CSS,
-                script=FILTER_JS)
+                script=FILTER_JS, meta={RUN_META: run.spec_hash})
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
@@ -173,11 +173,53 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
             + '\n</tbody></table><p class="note">Corpus scores x100, each subset scored as its own corpus.</p>')
 
 
+RETRIEVAL_DIRECTIONS = (("t2p", "text → pair"), ("p2t", "pair → text"))
+RETRIEVAL_KS = ("R@1", "R@5", "R@10")
+RETRIEVAL_RANKS = ("MedR", "MeanR")
+
+
+def _count(v: Any) -> str:
+    """A count as an integer (metrics.json stores them as floats); anything else as given."""
+    if isinstance(v, (int, float)) and float(v).is_integer():
+        return str(int(v))
+    return "–" if v is None else esc(v)
+
+
 def _retrieval_table(retrieval: Mapping[str, Any]) -> str:
-    items = sorted((k, v) for k, v in retrieval.items() if isinstance(v, (int, float)))
-    head = "".join(f"<th>{esc(RETRIEVAL_COLUMNS.get(k, k))}</th>" for k, _ in items)
-    cells = "".join(f"<td>{float(v):.1f}</td>" for _, v in items)
-    return f'<table id="retrieval"><thead><tr>{head}</tr></thead><tbody><tr>{cells}</tr></tbody></table>'
+    """One row per direction: queries, candidates, R@1 / R@5 / R@10 (%), median and mean rank.
+
+    >>> import re
+    >>> html = _retrieval_table({"t2p_R@10": 7.06, "t2p_R@1": 0.33, "t2p_R@5": 3.89, "n_captions": 1800.0,
+    ...                          "n_pairs": 300.0})
+    >>> re.findall(r"<t[hd](?: [^>]*)?>([^<]*)<", html)
+    ['direction', 'queries', 'candidates', 'R@1', 'R@5', 'R@10', 'MedR', 'MeanR', 'text → pair', '1800', '300', '0.3', '3.9', '7.1', '–', '–']
+    """
+    n_pairs, n_captions = retrieval.get("n_pairs"), retrieval.get("n_captions")
+    # pairs without references are left out before ranking, so every pair left is a pair -> text query
+    counts = {"t2p": (n_captions, n_pairs), "p2t": (n_pairs, n_pairs)}
+    cols = [*RETRIEVAL_KS, *RETRIEVAL_RANKS]
+    head = "".join(f"<th>{esc(c)}</th>" for c in ["direction", "queries", "candidates", *cols])
+    rows = []
+    for key, name in RETRIEVAL_DIRECTIONS:
+        if not any(f"{key}_{c}" in retrieval for c in cols):
+            continue
+        queries, candidates = counts[key]
+        tds = [f'<td class="label">{esc(name)}</td>', f"<td>{_count(queries)}</td>", f"<td>{_count(candidates)}</td>"]
+        for c in cols:
+            v = retrieval.get(f"{key}_{c}")
+            tds.append("<td>–</td>" if not isinstance(v, (int, float)) else f"<td>{float(v):.1f}</td>")
+        rows.append(f'<tr data-direction="{key}">' + "".join(tds) + "</tr>")
+    known = {f"{k}_{c}" for k, _ in RETRIEVAL_DIRECTIONS for c in cols} | {"n_pairs", "n_captions", "subset"}
+    other = sorted((k, v) for k, v in retrieval.items() if k not in known and isinstance(v, (int, float)))
+    subset = retrieval.get("subset")
+    note = (f"Retrieval on the {esc(subset)} pairs" if subset and subset != "total" else "Retrieval on all pairs")
+    note += (" (CLIP4Clip multi-sentence protocol): text → pair ranks every pair for each reference caption, pair → text"
+             " ranks every pair's caption group for each pair; ties count against the query. R@K in %, MedR and"
+             " MeanR are ranks (1 = first).")
+    if other:
+        note += " Also: " + ", ".join(f"{esc(k)} = {float(v):.1f}" for k, v in other) + "."
+    return (f'<table id="retrieval"><thead><tr>{head}</tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+            f'<p class="note">{note}</p>')
 
 
 def _examples_section(samples: Sequence[Mapping[str, Any]], ids: Sequence[str], examples: Mapping[str, Any],
@@ -205,13 +247,16 @@ def _examples_section(samples: Sequence[Mapping[str, Any]], ids: Sequence[str], 
         tags = s.get("tags") or {}
         tag_text = " · ".join(f"{k}: {v}" for k, v in sorted(tags.items()))
         ref_html = "".join(f"<li>{esc(r)}</li>" for r in refs) or "<li class='muted'>(references not available)</li>"
+        # the score badge is the card's last column, not part of the text: copying a caption never takes it along
         cards.append(
             f'<div class="ex" data-id="{esc(i)}" data-group="{esc(example_group(s))}" '
             f'data-score="{"" if score is None else f"{score * 100:.4f}"}">{imgs}<div class="txt">'
-            f'<div class="head"><b>{esc(i)}</b> <span class="tag">{esc(tag_text or "untagged")}</span> '
-            f'<span class="score">CIDEr-D {"–" if score is None else f"{score * 100:.1f}"}</span></div>'
-            f'<div class="pred"><span class="muted">prediction</span> {esc(s.get("prediction", ""))}</div>'
-            f'<ul class="refs">{ref_html}</ul></div></div>')
+            f'<div class="head"><b>{esc(i)}</b> <span class="tag">{esc(tag_text or "untagged")}</span></div>'
+            f'<div class="pred"><span class="what">prediction</span> '
+            f'<span class="caption">{esc(s.get("prediction", ""))}</span></div>'
+            f'<ul class="refs">{ref_html}</ul></div>'
+            f'<div class="score" title="per-example {SCORE} x100"><span class="metric">{SCORE}</span>'
+            f'<span class="value">{"–" if score is None else f"{score * 100:.1f}"}</span></div></div>')
     if not thumbs_ok or not examples:
         out.append(f'<p class="note" id="no-images">Thumbnails not shown: images not available ({esc(first_error)}). '
                    "Pass --data-root to point at the dataset.</p>")
@@ -228,12 +273,16 @@ def _examples_section(samples: Sequence[Mapping[str, Any]], ids: Sequence[str], 
 
 REPORT_CSS = """
 .controls { margin: 8px 0; } .controls select { margin-right: 12px; }
-#examples { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 10px; }
+#examples { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 10px; }
 .ex { display: flex; gap: 10px; border: 1px solid var(--line); border-radius: 6px; padding: 8px; }
 .ex .pair { display: flex; gap: 4px; } .ex figure { margin: 0; text-align: center; }
 .ex img { width: 96px; height: auto; image-rendering: auto; border: 1px solid var(--line); display: block; }
 .ex figcaption { font-size: 11px; color: var(--muted); } .ex .txt { flex: 1; min-width: 0; }
-.ex .score { float: right; font-weight: 600; } .ex .pred { margin: 4px 0; } ul.refs { margin: 2px 0 0 16px; padding: 0; font-size: 12.5px; color: var(--muted); }
+.ex .score { flex: none; align-self: flex-start; display: flex; flex-direction: column; align-items: center;
+  min-width: 64px; padding: 3px 6px; border-radius: 4px; background: #e8ecf4; user-select: none; }
+.ex .score .metric { font-size: 10.5px; color: var(--muted); } .ex .score .value { font-weight: 600; font-size: 15px; }
+.ex .pred { margin: 4px 0; } .ex .pred .what { color: var(--muted); font-size: 12.5px; user-select: none; }
+ul.refs { margin: 2px 0 0 16px; padding: 0; font-size: 12.5px; color: var(--muted); }
 pre { background: #f6f7f9; padding: 8px; overflow-x: auto; font-size: 12px; }
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,14 @@ def run(tmp_path_factory) -> Path:
         rows.append({"id": eid, "before": f"images/{eid}_before.png", "after": f"images/{eid}_after.png",
                      "refs": refs, "tags": tags})
     (data / "examples.json").write_text(json.dumps(rows))
-    return write_run(root / "runs", NAME, "some-model", ex, predictions(ex, 0.5, seed=3), data_root=str(data))
+    return write_run(root / "runs", NAME, "some-model", ex, predictions(ex, 0.5, seed=3), data_root=str(data),
+                     retrieval=RETRIEVAL)
+
+
+# metrics.json's retrieval block as the runner writes it: counts are floats, keys in no useful order
+RETRIEVAL = {"t2p_R@10": 35.0, "t2p_R@1": 5.0, "t2p_R@5": 20.0, "t2p_MedR": 12.5, "t2p_MeanR": 14.05,
+             "p2t_R@10": 45.0, "p2t_R@1": 10.0, "p2t_R@5": 30.0, "p2t_MedR": 11.0, "p2t_MeanR": 12.25,
+             "n_captions": 60.0, "n_pairs": 20.0, "subset": "semantic"}
 
 
 def _samples(run: Path) -> list[dict]:
@@ -107,6 +115,13 @@ def test_report_page_in_chromium(run, chromium, tmp_path):  # noqa: F811
     assert {"color", "material", "add", "drop", "move", "distractor"} <= set(options)
     assert "no-images" not in dom
 
+    # retrieval: one row per direction, integer counts, R@1, R@5, R@10 in that order, one header style
+    header, *rows = [r["cells"] for r in doc.by("id", "retrieval")["rows"]]
+    assert header == ["direction", "queries", "candidates", "R@1", "R@5", "R@10", "MedR", "MeanR"]
+    assert rows == [["text → pair", "60", "20", "5.0", "20.0", "35.0", "12.5", "14.1"],
+                    ["pair → text", "20", "20", "10.0", "30.0", "45.0", "11.0", "12.2"]]
+    assert "semantic pairs" in dom
+
     png = screenshot(chromium, out, tmp_path / "report.png", tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -128,3 +143,38 @@ def test_report_without_images_says_so(run, tmp_path):
     html = render_report(run, data_root=tmp_path / "nowhere", max_examples=10)
     assert 'id="no-images"' in html and "<img" not in html
     assert "nothing has changed" in html  # references still shown (the scorer's tokenized ones; never predicted)
+
+
+# For every card, after layout: where the score badge and the caption are, and what selecting the whole card copies.
+PROBE = """<script>
+var out = [];
+document.querySelectorAll('#examples .ex').forEach(function (card) {
+  var badge = card.querySelector('.score'), text = card.querySelector('.txt');
+  var caption = card.querySelector('.caption') || card.querySelector('.pred');  // .pred: the page before the badge moved
+  var b = badge.getBoundingClientRect(), t = text.getBoundingClientRect(), sel = getSelection();
+  sel.removeAllRanges(); sel.selectAllChildren(card);
+  out.push({id: card.dataset.id, badge: badge.textContent, caption: caption.textContent, copied: sel.toString(),
+            inText: text.contains(badge), overlap: !(b.right <= t.left || b.left >= t.right || b.bottom <= t.top
+                                                      || b.top >= t.bottom)});
+});
+var pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>
+</body>"""
+
+
+def test_score_badge_is_its_own_element_beside_the_caption(run, chromium, tmp_path):  # noqa: F811
+    page = tmp_path / "report.html"
+    html = render_report(run, max_examples=12)
+    page.write_text(html.replace("</body>", PROBE, 1))
+    dom = dump_dom(chromium, page, tmp_path)[0]
+    cards = json.loads(unescape(re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S).group(1)))
+    by_id = {s["id"]: s for s in _samples(run)}
+    assert len(cards) >= 6
+    for c in cards:
+        score = by_id[c["id"]]["scores"]["CIDEr-D"] * 100
+        assert c["caption"] == by_id[c["id"]]["prediction"]  # the caption element holds the caption and nothing else
+        assert c["badge"] == f"CIDEr-D{score:.1f}"
+        assert not c["inText"] and not c["overlap"]  # a column of its own, not floated into the text
+        assert c["caption"] in c["copied"] and "CIDEr-D" not in c["copied"] and "prediction" not in c["copied"]
+

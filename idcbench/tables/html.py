@@ -60,9 +60,14 @@ def esc(s: Any) -> str:
     return html.escape(str(s), quote=True)
 
 
-def page(title: str, body: str, *, extra_css: str = "", script: str = "") -> str:
-    """A complete, self-contained HTML document (inline CSS and JS only)."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+# <meta name="idcbench-run" content="SPEC_HASH"> in a run's report page: how the leaderboard finds the reports beside it
+RUN_META = "idcbench-run"
+
+
+def page(title: str, body: str, *, extra_css: str = "", script: str = "", meta: Mapping[str, str] | None = None) -> str:
+    """A complete, self-contained HTML document (inline CSS and JS only); `meta`: extra ``<meta name content>``."""
+    metas = "".join(f'<meta name="{esc(k)}" content="{esc(v)}">\n' for k, v in (meta or {}).items())
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n" + metas +
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
             f"<title>{esc(title)}</title>\n<style>{CSS}{extra_css}</style>\n</head>\n<body>\n{body}\n"
             f"<script>{SORT_JS}{script}</script>\n</body>\n</html>\n")

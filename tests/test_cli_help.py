@@ -14,7 +14,7 @@ import typer
 
 from idcbench.cli import _load_commands, app
 from idcbench.cli_help import DEVICE_HELP, readable_help
-from tests._cli import run_cli
+from _cli import run_cli
 
 
 def _command_paths() -> list[tuple[str, ...]]:

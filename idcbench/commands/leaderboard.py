@@ -91,7 +91,11 @@ def compare(
 
 @app.command()
 def leaderboard(
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Folder of run directories."),
+    runs_dir: Optional[Path] = typer.Option(
+        None, "--runs-dir", show_default=False,
+        help="Folder of run directories [default: with --check, <out>/runs (the light runs `idcbench demo` keeps "
+             "beside the tables, what the committed leaderboard/ is built from) when it exists, else runs; without "
+             "--check, runs when it exists, else <out>/runs]."),
     out: Path = typer.Option(Path("leaderboard"), "--out", help="Where README.md, <dataset>.csv and index.html go."),
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if the files under --out are stale."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
@@ -100,10 +104,13 @@ def leaderboard(
     """Write (or --check) the leaderboard: one table per dataset with bootstrap intervals, per change type tables,
     published rows beside measured ones. A pure function of the run directories."""
     from idcbench.files import check_output
-    from idcbench.tables.publish import build_leaderboard, check_leaderboard
+    from idcbench.tables.publish import build_leaderboard, check_leaderboard, default_runs_dir
 
     if not check:
         check_output(out, "--out", directory=True)
+    if runs_dir is None:
+        runs_dir = default_runs_dir(out, check=check)
+        err_console.print(f"runs: {escape(str(runs_dir))} (--runs-dir to choose)", highlight=False, soft_wrap=True)
     with _progress("leaderboard") as update:
         if check:
             diffs = check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)

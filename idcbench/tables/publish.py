@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Mapping
 
 from idcbench import bootstrap as bs
+from idcbench.errors import UserError
 from idcbench.files import write_atomic
 from idcbench.spec import path_component
 from idcbench.tables.build import Progress, leaderboard_tables
@@ -66,3 +67,27 @@ def check_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "lead
             diffs.append(f"{path}: differs from what the runs give")
     diffs += [f"{p}: no runs of this dataset (stale)" for p in _stale_files(out_dir, files)]
     return diffs
+
+
+def runs_dir_candidates(out_dir: str | Path, *, check: bool) -> list[Path]:
+    """Where `idcbench leaderboard` looks for runs without --runs-dir, in order. ``--check`` asks whether the files
+    under `out_dir` are what their runs give, so it looks first beside them, at the light runs `idcbench demo` (and the
+    repository) keep in ``<out>/runs``; writing builds from ``runs``, where `idcbench run` puts run directories.
+
+    >>> [str(p) for p in runs_dir_candidates("leaderboard", check=True)]
+    ['leaderboard/runs', 'runs']
+    >>> [str(p) for p in runs_dir_candidates("board", check=False)]
+    ['runs', 'board/runs']
+    """
+    beside, default = Path(out_dir) / "runs", Path("runs")
+    return [beside, default] if check else [default, beside]
+
+
+def default_runs_dir(out_dir: str | Path, *, check: bool) -> Path:
+    """The first of `runs_dir_candidates` that is a folder; none: a `UserError` saying what to pass."""
+    candidates = runs_dir_candidates(out_dir, check=check)
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise UserError(f"no runs to build the leaderboard from: neither {candidates[0]} nor {candidates[1]} is a folder; "
+                    "pass --runs-dir DIR (the --runs-dir of `idcbench run`)")

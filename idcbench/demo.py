@@ -30,6 +30,7 @@ DEMO_MODELS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("clip4idc-tiny-noadapt", {}),
     ("clip4idc-tiny", {}),
 )
+REPORT_MODEL = "clip4idc-tiny"  # the demo writes this model's report page
 # The files of a run that the leaderboard reads; checkpoints and predictions stay in the run directory.
 LIGHT_FILES = ("run_spec.json", "env.json", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, "DONE")
 
@@ -81,10 +82,10 @@ def run_demo(
     if light_dir.exists():
         shutil.rmtree(light_dir)
     export_light_runs(results, runs_dir, light_dir)
+    report = None
+    main = next((r for r in results if r.spec.model == REPORT_MODEL), None)
+    if main is not None:  # before the leaderboard, whose row of this run links to the report it finds beside it
+        report = build_report(main.run_dir, out_dir / f"report-{REPORT_MODEL}.html")
     kwargs = {"resamples": resamples} if resamples is not None else {}
     written = build_leaderboard(light_dir, out_dir, **kwargs)
-    report = None
-    main = next((r for r in results if r.spec.model == "clip4idc-tiny"), None)
-    if main is not None:
-        report = build_report(main.run_dir, out_dir / "report-clip4idc-tiny.html")
     return DemoResult(results, written, report)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
+from urllib.parse import unquote
 
 from _chromium import Tables, chromium, dump_dom, screenshot  # noqa: F401  (chromium is a fixture)
 from _fake_runs import clevr_like, predictions, write_run
+from idcbench import demo
+from idcbench.report import build_report
 from idcbench.tables import publish
+from idcbench.tables.runs import load_run
 from idcbench.published import published
 
 
@@ -57,3 +62,62 @@ def test_leaderboard_page_in_chromium(chromium, tmp_path):  # noqa: F811
     reported = sum(p.value("ROUGE-L") is not None for p in published("clevr-change"))
     assert values == sorted(values, reverse=True) and len(values) == 2 + reported
     assert all(r[col] == "–" for r in rows[len(values):])
+
+
+def _report_links(dom: str) -> list[tuple[str, str]]:
+    """(href, row label) of every link in a table's label cell."""
+    return re.findall(r'<td class="label"[^>]*><a href="([^"]+)"[^>]*>([^<]+)</a></td>', dom)
+
+
+def test_leaderboard_rows_link_the_reports_beside_it(chromium, tmp_path):  # noqa: F811
+    ex = clevr_like(40)
+    runs = tmp_path / "runs"
+    seed0 = write_run(runs, "clevr-change", "clip4idc-tiny", ex, predictions(ex, 0.8, seed=0), seed=0)
+    write_run(runs, "clevr-change", "clip4idc-tiny", ex, predictions(ex, 0.8, seed=1), seed=1)
+    write_run(runs, "clevr-change", "most-frequent", ex, {e[0]: "there is no change" for e in ex})
+    out = tmp_path / "board"
+    out.mkdir()
+    # any name works: the page says which run it is about
+    report = build_report(seed0, out / "clip4idc tiny, seed 0.html", max_examples=4, data_root=tmp_path / "none")
+    (out / "notes.html").write_text("<!DOCTYPE html><p>not a report</p>")
+    publish.build_leaderboard(runs, out, resamples=0)
+
+    dom, log = dump_dom(chromium, out / "index.html", tmp_path)
+    assert "Uncaught" not in log
+    links = _report_links(dom)
+    # the clip4idc-tiny row of each table (main, per change type, semantic and distractor), nothing else
+    assert [label for _, label in links] == ["clip4idc-tiny", "clip4idc-tiny", "clip4idc-tiny · semantic",
+                                             "clip4idc-tiny · distractor"]
+    assert {href for href, _ in links} == {"clip4idc%20tiny%2C%20seed%200.html"}
+    target = out / unquote(links[0][0])
+    assert target == report and target.is_file()
+    page = dump_dom(chromium, target, tmp_path)[0]  # the link opens the report of that very run
+    assert f'content="{load_run(seed0).spec_hash}"' in page and "<h1>clip4idc-tiny on clevr-change (test)</h1>" in page
+    readme = (out / "README.md").read_text()
+    assert "| [clip4idc-tiny](clip4idc%20tiny%2C%20seed%200.html) | measured | 2 (0, 1) |" in readme
+    assert "| most-frequent | measured |" in readme
+
+    # the links are part of what --check compares: a removed report makes the page stale
+    assert publish.check_leaderboard(runs, out, resamples=0) == []
+    report.unlink()
+    assert publish.check_leaderboard(runs, out, resamples=0) == [f"{out / 'README.md'}: differs from what the runs give",
+                                                               f"{out / 'index.html'}: differs from what the runs give"]
+    publish.build_leaderboard(runs, out, resamples=0)
+    assert _report_links((out / "index.html").read_text()) == []
+    assert "[clip4idc-tiny](" not in (out / "README.md").read_text()
+
+
+def test_demo_writes_the_report_before_the_leaderboard_that_links_it(tmp_path, monkeypatch):
+    ex = clevr_like(30)
+
+    def fake_run(req, reporter):  # the demo's runs, without training: fake run directories
+        run_dir = write_run(req.runs_dir, "demo-data", req.model, ex, predictions(ex, 0.5, seed=len(req.model)))
+        return SimpleNamespace(run_dir=run_dir, spec=SimpleNamespace(model=req.model))
+
+    monkeypatch.setattr(demo, "run", fake_run)
+    result = demo.run_demo(tmp_path / "runs", tmp_path / "board", models=[("most-frequent", {}), ("clip4idc-tiny", {})],
+                           resamples=0)
+    assert result.report == tmp_path / "board" / "report-clip4idc-tiny.html"
+    links = _report_links((tmp_path / "board" / "index.html").read_text())
+    assert links and all(href == result.report.name and label.startswith("clip4idc-tiny") for href, label in links)
+

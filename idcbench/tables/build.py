@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from idcbench import bootstrap as bs
 from idcbench.data import CHANGE_TYPES
@@ -19,12 +19,18 @@ from idcbench.tables.stats import Stats, group_cell, paired_p_value
 Progress = Callable[[str, int, int], None]  # (description, done, total)
 
 
+def _report(group: Group, reports: Mapping[str, str] | None) -> str:
+    """The report page of the group's first seed that has one (`reports`: spec hash -> page), else ``""``."""
+    return next((reports[r.spec_hash] for r in group.runs if reports and r.spec_hash in reports), "")
+
+
 def _measured_row(group: Group, columns: Sequence[str], subset: str, cache: Stats | None, resamples: int,
-                  seed: int) -> Row:
+                  seed: int, reports: Mapping[str, str] | None = None) -> Row:
     cells = {m: group_cell(group, m, subset, cache, resamples, seed) for m in columns}
     ns = {r.n(subset) for r in group.runs}
     return Row(label=group.label, kind="measured", cells=cells, model=group.model, seeds=group.seeds,
-               n=ns.pop() if len(ns) == 1 else None, runs=[str(r.path) for r in group.runs])
+               n=ns.pop() if len(ns) == 1 else None, runs=[str(r.path) for r in group.runs],
+               report=_report(group, reports))
 
 
 def _sort_rows(rows: list[Row], metric: str) -> list[Row]:
@@ -97,9 +103,10 @@ def _ci_note(resamples: int, seed: int) -> str:
 
 def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resamples: int = bs.DEFAULT_RESAMPLES,
                    seed: int = bs.DEFAULT_SEED, cache: Stats | None = None, published_rows: bool = True,
-                   progress: Progress | None = None) -> list[Table]:
+                   progress: Progress | None = None, reports: Mapping[str, str] | None = None) -> list[Table]:
     """The leaderboard tables of one dataset split: main metrics on ``total`` (measured + published rows); for
-    data with change types, CIDEr-D per change type and the semantic/distractor split."""
+    data with change types, CIDEr-D per change type and the semantic/distractor split. `reports` (spec hash ->
+    report page) links measured rows to a report of one of their runs."""
     from idcbench.published import published
 
     cache = cache or Stats()
@@ -110,7 +117,7 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
         if m not in cols and any(p.value(m) is not None for p in pub):
             cols.insert(min(MAIN_METRICS.index(m), len(cols)), m)
     tables = []
-    rows = [_measured_row(g, cols, "total", cache, resamples, seed) for g in groups]
+    rows = [_measured_row(g, cols, "total", cache, resamples, seed, reports) for g in groups]
     if progress:
         progress(f"{dataset}: main table", 0, 3)
     main = Table(title=f"{dataset} ({split})", dataset=dataset, split=split, subset="total", columns=cols,
@@ -133,7 +140,7 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
         for g in ranked:
             cells = {s: group_cell(g, PRIMARY, s, cache, resamples, seed) for s in tcols}
             trows.append(Row(label=g.label, kind="measured", cells=cells, model=g.model, seeds=g.seeds,
-                             runs=[str(r.path) for r in g.runs]))
+                             runs=[str(r.path) for r in g.runs], report=_report(g, reports)))
         trows += [_published_row(p, tcols, None, metric=PRIMARY) for p in pub
                   if any(p.value(PRIMARY, t) is not None for t in tcols)]
         t = Table(title=f"{dataset} ({split}): CIDEr-D per change type", dataset=dataset, split=split,
@@ -148,7 +155,7 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
         krows = []
         for g in ranked:
             for k in kinds:
-                row = _measured_row(g, kcols, k, cache, resamples, seed)
+                row = _measured_row(g, kcols, k, cache, resamples, seed, reports)
                 row.subset = k
                 krows.append(row)
         for p in pub:
@@ -175,8 +182,9 @@ def _published_row(p: Any, columns: Sequence[str], subset: str | None, metric: s
 
 
 def leaderboard_tables(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
-                       progress: Progress | None = None) -> dict[tuple[str, str], list[Table]]:
-    """All leaderboard tables: (dataset, split) -> tables, in sorted order."""
+                       progress: Progress | None = None,
+                       reports: Mapping[str, str] | None = None) -> dict[tuple[str, str], list[Table]]:
+    """All leaderboard tables: (dataset, split) -> tables, in sorted order (`reports`: see `dataset_tables`)."""
     groups = group_runs(discover_runs(runs_dir))
     cache = Stats()
     out: dict[tuple[str, str], list[Table]] = {}
@@ -185,7 +193,8 @@ def leaderboard_tables(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESA
         if progress:
             progress(f"{dataset} ({split})", i, len(keys))
         gs = [g for g in groups if (g.dataset, g.split) == (dataset, split)]
-        out[(dataset, split)] = dataset_tables(dataset, split, gs, resamples=resamples, seed=seed, cache=cache)
+        out[(dataset, split)] = dataset_tables(dataset, split, gs, resamples=resamples, seed=seed, cache=cache,
+                                               reports=reports)
     if progress:
         progress("done", len(keys), len(keys))
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from typing import Any, Mapping, Sequence
+from urllib.parse import quote
 
 from idcbench.tables.model import (GENERATED, TABLE_HEADINGS, Cell, Table, anchor, column_heads, format_cell,
                                    format_number, format_p, kind_tag, row_label, seeds_text, source_numbers)
@@ -92,7 +93,10 @@ def table_html(table: Table, *, sources: Mapping[str, int] | None = None, table_
     for r in table.rows:
         tag = kind_tag(r, sources)
         title = f' title="{esc(r.source)}"' if r.source else ""
-        tds = [f'<td class="label"{title}>{esc(row_label(r))}</td>', f'<td class="label"><span class="tag">{esc(tag)}</span></td>',
+        label = esc(row_label(r))
+        if r.report:
+            label = f'<a href="{esc(quote(r.report))}" title="report of this run">{label}</a>'
+        tds = [f'<td class="label"{title}>{label}</td>', f'<td class="label"><span class="tag">{esc(tag)}</span></td>',
                f"<td>{esc(seeds_text(r) or '–')}</td>"]
         if not types:
             tds.append(f'<td data-v="{"" if r.n is None else r.n}">{"–" if r.n is None else r.n}</td>')

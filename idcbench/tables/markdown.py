@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from typing import Mapping, Sequence
+from urllib.parse import quote
 
 from idcbench.tables.model import (GENERATED, TABLE_HEADINGS, Table, anchor, column_heads, format_cell, format_p,
                                    kind_tag, row_label, seeds_text, source_numbers)
@@ -25,7 +26,10 @@ def table_markdown(table: Table, *, sources: Mapping[str, int] | None = None) ->
     show_p = table.baseline is not None
     lines = ["| " + " | ".join(_md_escape(h) for h in heads) + " |", "|" + "---|" * len(heads)]
     for r in table.rows:
-        cells = [_md_escape(row_label(r)), kind_tag(r, sources), seeds_text(r) or "–"]
+        label = _md_escape(row_label(r))
+        if r.report:
+            label = "[" + label.replace("[", "\\[").replace("]", "\\]") + f"]({quote(r.report)})"
+        cells = [label, kind_tag(r, sources), seeds_text(r) or "–"]
         if not types:
             cells.append("–" if r.n is None else str(r.n))
         cells += [format_cell(r.cells.get(c)) for c in table.columns]

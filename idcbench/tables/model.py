@@ -51,6 +51,7 @@ class Row:
     source: str = ""
     runs: list[str] = field(default_factory=list)  # run directories (measured rows)
     subset: str | None = None  # set when rows of one table come from different subsets (semantic / distractor)
+    report: str = ""  # the report page of one of its runs, relative to the leaderboard folder (measured rows)
 
 
 @dataclass

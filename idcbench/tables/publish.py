@@ -1,9 +1,13 @@
 """The leaderboard folder: ``README.md``, ``<dataset>.csv`` and ``index.html`` from the run directories; write only
 what changed (`build_leaderboard`), or say what differs (`check_leaderboard`, for CI). The demo and CI call these.
+
+A row links to the report page (`idcbench report RUN --out <folder>/NAME.html`) of one of its runs when the page lies
+beside ``index.html``: `find_reports` reads the spec hash each report names.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -13,15 +17,37 @@ from idcbench.files import write_atomic
 from idcbench.spec import path_component
 from idcbench.tables.build import Progress, leaderboard_tables
 from idcbench.tables.csv import tables_csv
-from idcbench.tables.html import leaderboard_html
+from idcbench.tables.html import RUN_META, leaderboard_html
 from idcbench.tables.markdown import leaderboard_markdown
 
 
+_REPORT_RUN = re.compile(rf'<meta name="{RUN_META}" content="([0-9a-f]+)">')
+
+
+def find_reports(out_dir: str | Path) -> dict[str, str]:
+    """Spec hash -> file name of the run reports directly under `out_dir` (the first name in sorted order when a run
+    has several); pages that name no run (index.html, anything else) are ignored."""
+    found: dict[str, str] = {}
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return found
+    for path in sorted(out_dir.glob("*.html")):
+        try:
+            with path.open("rb") as f:
+                head = f.read(2048).decode("utf-8", "replace")  # the meta tag sits right after <meta charset>
+        except OSError:
+            continue
+        m = _REPORT_RUN.search(head)
+        if m:
+            found.setdefault(m.group(1), path.name)
+    return found
+
+
 def render_leaderboard(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
-                       progress: Progress | None = None) -> dict[str, str]:
+                       progress: Progress | None = None, reports: Mapping[str, str] | None = None) -> dict[str, str]:
     """The leaderboard files as {relative path: text}: README.md, <dataset>.csv, index.html. Pure function of
-    the run directories."""
-    tables = leaderboard_tables(runs_dir, resamples=resamples, seed=seed, progress=progress)
+    the run directories (and of `reports`, spec hash -> report page, which the rows link to)."""
+    tables = leaderboard_tables(runs_dir, resamples=resamples, seed=seed, progress=progress, reports=reports)
     files = {"README.md": leaderboard_markdown(tables), "index.html": leaderboard_html(tables)}
     for dataset in sorted({d for d, _ in tables}):
         csv_name = f"{path_component(dataset)}.csv"  # pairs:PATH is a path: one file name
@@ -33,9 +59,11 @@ def build_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "lead
                       resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
                       progress: Progress | None = None) -> list[Path]:
     """Write the leaderboard files under `out_dir` (only files whose content changed are rewritten); returns
-    their paths. Stale ``<dataset>.csv`` files of datasets without runs are removed."""
+    their paths. Stale ``<dataset>.csv`` files of datasets without runs are removed. Rows link to the run reports
+    found under `out_dir` (`find_reports`)."""
     out_dir = Path(out_dir)
-    files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress)
+    files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress,
+                               reports=find_reports(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in files.items():
@@ -55,9 +83,11 @@ def _stale_files(out_dir: Path, files: Mapping[str, str]) -> list[Path]:
 def check_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboard", *,
                       resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
                       progress: Progress | None = None) -> list[str]:
-    """Differences between the files under `out_dir` and what the runs give ([] = up to date)."""
+    """Differences between the files under `out_dir` and what the runs (and the reports there) give ([] = up to
+    date)."""
     out_dir = Path(out_dir)
-    files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress)
+    files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress,
+                               reports=find_reports(out_dir))
     diffs = []
     for name, text in files.items():
         path = out_dir / name

@@ -15,16 +15,20 @@ class Check:
 
 
 def java_check() -> Check:
+    from idcbench.metrics._java import SCORER_JAVA, SPICE_JAVA, java_major_version, java_version_text
+
+    needs = f"METEOR and the PTB tokenizer need {SCORER_JAVA.text} (SPICE: {SPICE_JAVA.text})"
     java = shutil.which("java")
     if not java:
-        return Check("java", False, "METEOR and the PTB tokenizer need Java: sudo apt-get install -y default-jre-headless")
-    from idcbench.metrics._java import java_version_text
-
+        return Check("java", False, f"{needs}: sudo apt-get install -y default-jre-headless")
     text = java_version_text(java)
     if text is None:
         return Check("java", False, f"{java} does not run (`java -version` failed): reinstall it, e.g. "
                      "sudo apt-get install -y default-jre-headless")
-    return Check("java", True, f"{java}: {text}")
+    if not SCORER_JAVA.accepts(java_major_version(java)):
+        return Check("java", False, f"{java}: {text}; {needs}: install a newer one, e.g. "
+                     "sudo apt-get install -y default-jre-headless")
+    return Check("java", True, f"{java}: {text}; {needs}")
 
 
 def torch_check() -> Check:

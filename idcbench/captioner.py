@@ -108,6 +108,9 @@ class Captioner(ABC):
     # Every config key the family knows, with its default (a dict value is a group of keys, e.g. ``stage2``);
     # `check_config` rejects anything else before any work. None: the family does not declare its keys.
     config_defaults: ClassVar[Mapping[str, Any] | None] = None
+    # Config keys that never change a caption (a client's requests in flight, time-outs, retries): recorded in
+    # run_spec.json, not hashed, so a run resumed with other values keeps its run directory and what it has done.
+    runtime_keys: ClassVar[frozenset[str]] = frozenset()
     trainable: bool = True
 
     def __init__(self, config: dict[str, Any] | None = None):

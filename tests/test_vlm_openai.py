@@ -124,7 +124,8 @@ def test_failures_against_a_scripted_server(shapes_root, tmp_path, capsys, monke
 def test_real_server_and_resume_without_asking(shapes_root, tmp_path, capsys):
     model = build_tiny_vlm(tmp_path / "tiny")
     with transformers_serve(model) as url:
-        code, _, err = _run(capsys, shapes_root, tmp_path / "runs", url, f"model={model}", limit=4)
+        # a real model on a shared CPU: allow it more than the scripted server's 5 s per answer
+        code, _, err = _run(capsys, shapes_root, tmp_path / "runs", url, f"model={model}", "timeout_s=120", limit=4)
         assert code == 0, err
     (run,) = (tmp_path / "runs").glob("shapes/openai/*")
     log = [json.loads(line) for line in (run / "requests.jsonl").read_text().splitlines()]
@@ -135,6 +136,49 @@ def test_real_server_and_resume_without_asking(shapes_root, tmp_path, capsys):
     # the server is gone: a resumed run (predictions lost) answers from the write-ahead log alone
     (run / "predictions.jsonl").unlink()
     (run / "DONE").unlink()
-    code, _, err = _run(capsys, shapes_root, tmp_path / "runs", url, f"model={model}", limit=4)
+    code, _, err = _run(capsys, shapes_root, tmp_path / "runs", url, f"model={model}", "timeout_s=120", limit=4)
     assert code == 0, err
     assert (run / "predictions.jsonl").read_bytes() == preds
+
+
+def test_client_settings_are_not_hashed_so_a_resume_with_others_asks_nothing_again(shapes_root, tmp_path, capsys):
+    # After "gave up after N retries", the advice is to raise max_retries / timeout_s: the resumed run must be the
+    # same run directory, answered from its write-ahead log.
+    s = Scripted([ok()])
+    code, _, err = _run(capsys, shapes_root, tmp_path, s.url, "concurrency=2", limit=3)
+    assert code == 0, err
+    (run,) = tmp_path.glob("shapes/openai/*")
+    assert len(s.times) == 3
+    (run / "predictions.jsonl").unlink()
+    (run / "DONE").unlink()
+    code, _, err = _run(capsys, shapes_root, tmp_path, s.url, "concurrency=4", "timeout_s=9", "max_retries=7", limit=3)
+    s.close()
+    assert code == 0, err
+    assert list(tmp_path.glob("shapes/openai/*")) == [run] and len(s.times) == 3
+    recorded = json.loads((run / "run_spec.json").read_text())
+    assert recorded["runtime_config"]["concurrency"] == 4 and recorded["runtime_config"]["timeout_s"] == 9
+    assert "concurrency" not in recorded["spec"]["config"] and recorded["spec"]["config"]["max_tokens"] == 48
+
+
+def test_image_data_url_sends_the_pixels_and_no_metadata_of_the_file(tmp_path):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    from idcbench.models.vlm.chat_server import image_data_url
+
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    meta = PngImagePlugin.PngInfo()
+    meta.add_text("Description", "the small red cube was moved")  # a label a file could carry
+    Image.fromarray(pixels).save(tmp_path / "before.png", pnginfo=meta)
+    assert Image.open(tmp_path / "before.png").info["Description"]
+    url = image_data_url(tmp_path / "before.png")
+    assert url.startswith("data:image/png;base64,")
+    data = base64.b64decode(url.split(",", 1)[1])
+    sent = Image.open(io.BytesIO(data))
+    assert b"cube" not in data and "Description" not in sent.info
+    assert (np.asarray(sent) == pixels).all()
+    small = Image.open(io.BytesIO(base64.b64decode(image_data_url(tmp_path / "before.png", 25).split(",", 1)[1])))
+    assert small.size == (25, 15)

@@ -60,7 +60,7 @@ def load_saved(directory: Path, p: Prepared, *, what: str) -> Captioner:
 
 def _build(p: Prepared, **extra: Any) -> Captioner:
     """A fresh model from the run's resolved config (variant config deep-merged with --config)."""
-    return p.model_spec.family({**p.spec.config, **extra})
+    return p.model_spec.family({**p.spec.config, **p.runtime, **extra})
 
 
 def load_init(p: Prepared) -> Captioner:

@@ -132,5 +132,6 @@ def write_run_files(p: Prepared, *, num_shards: int | None = None) -> None:
         # Recorded, not hashed: results are identical across these.
         "world_size": p.info.world_size, "num_shards": num_shards, "batch_size": p.request.batch_size,
         "data_root": str(p.dataset.root), "device": p.device, "metrics": p.request.metrics,
+        "runtime_config": p.runtime,
     }, sort_keys=True)
     write_json_atomic(p.run_dir / "env.json", environment(p.device, p.info), sort_keys=True)

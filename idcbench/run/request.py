@@ -134,6 +134,7 @@ class Prepared:
     device: str
     info: DistInfo
     metrics: list[str] = field(default_factory=list)  # resolved names (`idcbench.scoring.resolve_metrics`)
+    runtime: dict[str, Any] = field(default_factory=dict)  # the family's `runtime_keys`: used, recorded, not hashed
 
 
 def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = None) -> Prepared:
@@ -156,6 +157,7 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
     examples = split_examples(dataset, req.split, req.limit)
     # the family pins what else determines its captions (weights revision, prompt, shots): hashed with the config
     config = json.loads(canonical_json(model_spec.family.resolve_config(config, TrainData.of(dataset))))
+    runtime = {k: config.pop(k) for k in sorted(model_spec.family.runtime_keys) if k in config}
     checkpoint = None if req.init is None else file_sha256(Path(req.init))
     train = req.init is None and bool(getattr(model_spec.family, "trainable", True))
     train_manifest = None
@@ -169,7 +171,8 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
         seed=req.seed, limit=req.limit,
     )
     device = device or resolve_device(req.device, info)
-    return Prepared(req, spec, spec.run_dir(req.runs_dir), dataset, examples, model_spec, device, info, metrics)
+    return Prepared(req, spec, spec.run_dir(req.runs_dir), dataset, examples, model_spec, device, info, metrics,
+                    runtime)
 
 
 def fit_examples(dataset: Dataset, split: str) -> list[Example]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -85,6 +86,7 @@ class RequestLog:
                     f.truncate(end)
         self._answers = read_answers(Path(run_dir))
         self._file: Any = None
+        self._lock = threading.Lock()  # appends come from worker threads (the fsync stays off the event loop)
 
     def __contains__(self, key: str) -> bool:
         return key in self._answers
@@ -97,13 +99,15 @@ class RequestLog:
 
     def append(self, key: str, record: dict[str, Any]) -> None:
         rec = {"key": key, **record}
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
-        self._file.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._answers[key] = rec
+        line = json.dumps(rec, ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._answers[key] = rec
 
     def close(self) -> None:
         if self._file is not None:

@@ -1,0 +1,190 @@
+"""Captions per second of `openai` at concurrency 1, 8 and 32 against loopback OpenAI-compatible servers.
+
+What is timed is the runner's caption stage (`idcbench.run.caption.caption_examples`) over `shapes` test pairs: the
+images encoded as base64 PNG data URLs, the chat-completions requests (async, ``concurrency`` in flight), the
+write-ahead log (every answer appended and fsync'ed), post-processing and ``predictions.jsonl``. Each round starts
+from an empty run directory, so every pair is asked (a resumed run would answer from the log).
+
+Two servers, both on 127.0.0.1:
+- ``latency``: an in-process HTTP/1.1 server that answers every request after a fixed delay (``--latency-ms``, 50 by
+  default: the order of a GPU server's time for one short caption). The ideal rate is concurrency / delay; the ratio to
+  it says how much the client itself costs.
+- ``transformers``: ``transformers serve`` (the real server the tests use) with the tiny random Qwen2.5-VL of
+  ``tests/_tiny_vlm.py`` on the CPU. On a 2-core machine its own generation bounds the rate.
+
+``make bench`` runs the ``latency`` server at the three concurrencies. For the table in benchmarks/README.md:
+``python benchmarks/bench_openai.py [--server latency|transformers|both] [--pairs 128] [--rounds 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing
+import sys
+import tempfile
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pytest
+
+CONCURRENCIES = (1, 8, 32)
+PAIRS, LATENCY_MS, BATCH_SIZE = 128, 50.0, 32
+ANSWER = "The difference is that the small red cube has been moved."
+
+
+class _LatencyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as vLLM and the hosted APIs serve
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
+    latency_s = LATENCY_MS / 1000.0
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.latency_s)
+        data = json.dumps({"id": "x", "object": "chat.completion", "model": body["model"],
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": ANSWER}}],
+                           "usage": {"prompt_tokens": 100, "completion_tokens": 12}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # 32 clients connecting at once must not overflow the listen backlog
+
+
+def _serve(latency_s: float, ports: "multiprocessing.Queue[int]") -> None:
+    handler = type("Handler", (_LatencyHandler,), {"latency_s": latency_s})
+    server = _Server(("127.0.0.1", 0), handler)
+    ports.put(server.server_address[1])
+    server.serve_forever()
+
+
+@contextlib.contextmanager
+def latency_server(latency_ms: float = LATENCY_MS) -> Iterator[tuple[str, str]]:
+    """(base_url, model id) of a server that answers every chat completion after `latency_ms` (threads: requests
+    overlap as on a server that batches them). It runs in its own process, so that its JSON parsing does not take
+    the client's interpreter lock and count as the client's cost."""
+    ports: multiprocessing.Queue[int] = multiprocessing.Queue()
+    proc = multiprocessing.Process(target=_serve, args=(latency_ms / 1000.0, ports), daemon=True)
+    proc.start()
+    try:
+        yield f"http://127.0.0.1:{ports.get(timeout=30)}/v1", "fixed-latency"
+    finally:
+        proc.terminate()
+        proc.join(10)
+
+
+@contextlib.contextmanager
+def transformers_server(workdir: Path) -> Iterator[tuple[str, str]]:
+    """(base_url, model id) of `transformers serve` with the tests' tiny Qwen2.5-VL."""
+    tests = Path(__file__).resolve().parents[1] / "tests"
+    sys.path.insert(0, str(tests))
+    from _tiny_vlm import build_tiny_vlm, transformers_serve
+
+    model_dir = build_tiny_vlm(workdir / "tiny-qwen2.5-vl")
+    with transformers_serve(model_dir) as url:
+        yield url, str(model_dir)
+
+
+def shapes_pairs(workdir: Path, n: int):
+    """`n` pairs of a small `shapes` dataset generated in `workdir` (64 px images; any split: only the images
+    are sent)."""
+    from idcbench.datasets import shapes
+
+    root = shapes.synthesize(workdir / "shapes", scenes=max(n, 40), size=64, seed=0, overwrite=True,
+                             workers=1)
+    from idcbench.data import load_dataset
+
+    dataset = load_dataset("shapes", root)
+    examples = [e for split in dataset.splits() for e in dataset.examples(split)]
+    assert len(examples) >= n, f"only {len(examples)} pairs"
+    return examples[:n]
+
+
+def caption_once(url: str, model_id: str, examples: Sequence, concurrency: int, batch_size: int = BATCH_SIZE) -> int:
+    """Caption `examples` through `openai` into a fresh run directory, as `idcbench run` does; the distinct captions."""
+    from idcbench.captioner import RunContext, TrainData, create_model
+    from idcbench.run.caption import caption_examples
+    from idcbench.run.reporter import Reporter
+
+    config = {"base_url": url, "model": model_id, "api_key_env": None, "concurrency": concurrency,
+              "instruction": "What changed between the two images?", "max_retries": 0}
+    model = create_model("openai", **config)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp)
+        model.bind_run(RunContext(run_dir, TrainData("shapes")))
+        n = caption_examples(model, examples, run_dir / "predictions.jsonl", batch_size=max(batch_size, concurrency),
+                             done={}, reporter=Reporter())
+        assert n == len(examples)
+        lines = (run_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        assert len(lines) == len(examples)
+        return len({json.loads(line)["caption"] for line in lines})
+
+
+# ---------------------------------------------------------------------------------------------- pytest-benchmark
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    examples = shapes_pairs(tmp_path_factory.mktemp("bench-openai"), PAIRS)
+    with latency_server() as (url, model_id):
+        yield url, model_id, examples
+
+
+@pytest.mark.parametrize("concurrency", CONCURRENCIES)
+def test_openai_captions_per_second(benchmark, setup, concurrency):
+    url, model_id, examples = setup
+    distinct = benchmark.pedantic(caption_once, args=(url, model_id, examples, concurrency), rounds=2, iterations=1)
+    assert distinct == 1  # the server's one answer, post-processed
+    benchmark.extra_info.update(pairs=len(examples), concurrency=concurrency, latency_ms=LATENCY_MS,
+                                captions_per_s=round(len(examples) / benchmark.stats.stats.min, 1))
+
+
+# ---------------------------------------------------------------------------------------------- the README table
+def _best(fn, rounds: int) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main(servers: Sequence[str], pairs: int, rounds: int, latency_ms: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        examples = shapes_pairs(Path(tmp), pairs)
+        print(f"{pairs} shapes pairs (64 px), batch size max(32, concurrency), best of {rounds}")
+        print("| server | concurrency | s | captions/s | ideal captions/s | of ideal |")
+        print("|---|---|---|---|---|---|")
+        for name in servers:
+            ctx = latency_server(latency_ms) if name == "latency" else transformers_server(Path(tmp))
+            with ctx as (url, model_id):
+                caption_once(url, model_id, examples[:4], 1)  # warm-up (server start, first connection)
+                for c in CONCURRENCIES:
+                    s = _best(lambda: caption_once(url, model_id, examples, c), rounds)
+                    if name == "latency":
+                        ideal = c / (latency_ms / 1000.0)
+                        label = f"fixed {latency_ms:g} ms per request"
+                        print(f"| {label} | {c} | {s:.2f} | {pairs / s:.1f} | {ideal:.0f} | {pairs / s / ideal:.0%} |")
+                    else:
+                        print(f"| transformers serve, tiny Qwen2.5-VL, CPU | {c} | {s:.2f} | {pairs / s:.1f} | – | – |")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--server", choices=("latency", "transformers", "both"), default="both")
+    ap.add_argument("--pairs", type=int, default=PAIRS)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--latency-ms", type=float, default=LATENCY_MS)
+    args = ap.parse_args()
+    main(("latency", "transformers") if args.server == "both" else (args.server,), args.pairs, args.rounds,
+         args.latency_ms)

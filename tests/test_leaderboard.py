@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from _cli import run_cli
 from _fake_runs import clevr_like, predictions, write_run
 from idcbench import bootstrap as bs
 from idcbench.tables import build, publish, runs as tr, stats
@@ -111,6 +112,48 @@ def test_runs_without_per_sample_rows_get_values_without_intervals(tmp_path):
     write_run(tmp_path, "d", "a", ex, predictions(ex, 0.5), samples=False)
     cell = build.compare(tr.discover_runs(tmp_path), resamples=50)[0].rows[0].cells["CIDEr-D"]
     assert cell.value is not None and cell.low is None
+
+
+def test_truncated_per_sample_file_drops_intervals_and_says_so(tmp_path, capsys):
+    ex = clevr_like(60)
+    write_run(tmp_path, "d", "a", ex, predictions(ex, 0.6))
+    cut = write_run(tmp_path, "d", "b", ex, predictions(ex, 0.5)) / "per_sample.jsonl"
+    text = cut.read_text()
+    cut.write_text("".join(text.splitlines(keepends=True)[:50]))  # cut at a line boundary: every row is valid JSON
+    t = build.compare(tr.discover_runs(tmp_path), baseline="a", resamples=50)[0]
+    rows = {r.label: r for r in t.rows}
+    assert rows["a"].cells["CIDEr-D"].low is not None
+    assert rows["b"].cells["CIDEr-D"].value is not None and rows["b"].cells["CIDEr-D"].low is None
+    assert rows["b"].p_value is None
+    assert t.warnings == ["no intervals or p-values for b: seed 0's per_sample.jsonl has 50 rows for the 60 examples "
+                          "of metrics.json (truncated?); `idcbench score RUN_DIR` rewrites it"]
+    code, out, err = run_cli(capsys, "compare", "--runs-dir", tmp_path, "--format", "csv", "--resamples", "50")
+    assert code == 0 and list(csv.DictReader(io.StringIO(out)))  # stdout stays the table
+    assert err.splitlines() == [f"warning: d (test, total): {t.warnings[0].replace('or p-values ', '')}"]
+
+    cut.write_text(text[:-40])  # cut inside the last line
+    t = build.compare(tr.discover_runs(tmp_path), resamples=50)[0]
+    (warning,) = t.warnings
+    assert warning.startswith("no intervals for b: seed 0's per_sample.jsonl: line 60, column ") and "invalid JSON" in warning
+    out_dir = tmp_path / "board"
+    code, out, err = run_cli(capsys, "leaderboard", "--runs-dir", tmp_path, "--out", out_dir, "--resamples", "50")
+    assert code == 0 and [line for line in err.splitlines() if "warning" in line] == [f"warning: d (test): {warning}"]
+    assert f"**Warning:** {warning}" in (out_dir / "README.md").read_text()  # readers of the page learn why too
+    assert "Warning: no intervals for b" in (out_dir / "index.html").read_text()
+    cut.unlink()
+    assert build.compare(tr.discover_runs(tmp_path), resamples=50)[0].warnings == [
+        "no intervals for b: seed 0's per_sample.jsonl is missing; `idcbench score RUN_DIR` rewrites it"]
+    assert build.compare(tr.discover_runs(tmp_path), resamples=0)[0].warnings == []  # no intervals asked for
+
+
+def test_truncated_retrieval_ranks_are_reported(tmp_path):
+    ex = clevr_like(20)
+    run = write_run(tmp_path, "d", "m", ex, predictions(ex, 0.5), retrieval={"t2p_R@1": 40.0, "n_pairs": 10.0})
+    (run / "retrieval.jsonl").write_text("".join(json.dumps({"id": e[0], "t2p": [1], "p2t": 1}) + "\n" for e in ex[:8]))
+    t = build.compare(tr.discover_runs(tmp_path), resamples=50)[0]
+    assert t.rows[0].cells["t2p_R@1"].low is None and t.rows[0].cells["CIDEr-D"].low is not None
+    assert t.warnings == ["no intervals for m: seed 0's retrieval.jsonl has 8 rows for the 10 ranked pairs of "
+                          "metrics.json (truncated?); `idcbench score RUN_DIR` rewrites it"]
 
 
 def test_compare_cli_formats(runs, capsys):

@@ -31,6 +31,11 @@ def _progress(what: str) -> Iterator:
         yield update
 
 
+def _warn(text: str) -> None:
+    """One line on stderr, e.g. why a run's rows have no intervals."""
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def _grid(t) -> Grid:
     """A comparison table for the console: value (± std) over its interval in each cell."""
     from idcbench.tables.model import column_title, format_cell, format_p, seeds_text
@@ -76,6 +81,9 @@ def compare(
             raise UserError(f"no runs of dataset {dataset!r} among the given runs")
     with _progress("compare") as update:
         tables = compare_runs(runs, subset=subset, baseline=baseline, resamples=resamples, seed=seed, progress=update)
+    for t in tables:
+        for w in t.warnings:
+            _warn(f"{t.title}: {w}")
     if fmt is None:
         fmt = "table" if console.is_terminal else "md"
     if fmt == "md":
@@ -113,9 +121,9 @@ def leaderboard(
         err_console.print(f"runs: {escape(str(runs_dir))} (--runs-dir to choose)", highlight=False, soft_wrap=True)
     with _progress("leaderboard") as update:
         if check:
-            diffs = check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
+            diffs = check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update, warn=_warn)
         else:
-            paths = build_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update)
+            paths = build_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update, warn=_warn)
     if check:
         if diffs:
             more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""

@@ -33,6 +33,17 @@ def _measured_row(group: Group, columns: Sequence[str], subset: str, cache: Stat
                report=_report(group, reports))
 
 
+def interval_warnings(groups: Sequence[Group], cache: Stats, *, what: str = "intervals") -> list[str]:
+    """One line per run whose per-example files gave no `what` (a missing, unreadable or truncated per_sample.jsonl
+    or retrieval.jsonl), as far as `cache` has read them."""
+    out = []
+    for g in groups:
+        for r in g.runs:
+            out += [f"no {what} for {g.label}: seed {r.seed}'s {why}; `idcbench score RUN_DIR` rewrites it"
+                    for why in cache.problems(r)]
+    return out
+
+
 def _sort_rows(rows: list[Row], metric: str) -> list[Row]:
     def key(r: Row) -> tuple:
         c = r.cells.get(metric)
@@ -87,6 +98,7 @@ def compare(runs: Sequence[RunInfo], *, subset: str = "total", baseline: str | N
         table = Table(title=f"{dataset} ({split}, {subset})", dataset=dataset, split=split, subset=subset,
                       columns=cols, rows=_sort_rows(rows, PRIMARY), baseline=base.label if base else None)
         table.notes.append(_ci_note(resamples, seed))
+        table.warnings = interval_warnings(gs, cache, what="intervals or p-values" if base else "intervals")
         tables.append(table)
     if progress:
         progress("done", total, total)
@@ -169,6 +181,7 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
         t.notes.append("Semantic = pairs with a real change; distractor = pairs without one (viewpoint or "
                        "lighting changes only).")
         tables.append(t)
+    main.warnings = interval_warnings(groups, cache)
     return tables
 
 

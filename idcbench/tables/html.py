@@ -33,7 +33,7 @@ span.tag { display: inline-block; font-size: 11px; padding: 0 5px; border-radius
 tr.published span.tag { background: #f3e3b5; color: #6b5300; }
 .chart { margin: 8px 0 16px; } .chart text { font-size: 11px; fill: var(--fg); }
 nav a { margin-right: 12px; } code { background: #f1f3f7; padding: 0 3px; border-radius: 3px; }
-ol.sources { font-size: 12.5px; color: var(--muted); }
+ol.sources { font-size: 12.5px; color: var(--muted); } p.warning { color: #8a4b00; }
 """
 
 SORT_JS = """
@@ -207,6 +207,7 @@ def leaderboard_html(tables: Mapping[tuple[str, str], Sequence[Table]]) -> str:
             body.append(f"<h3>{esc(TABLE_HEADINGS.get(t.key, t.title))}</h3>")
             body.append(table_html(t, sources=sources, table_id=f"{anchor(dataset, split)}-{t.key}"))
             body += [f'<p class="note">{esc(n)}</p>' for n in t.notes]
+            body += [f'<p class="note warning">Warning: {esc(w)}</p>' for w in t.warnings]
             if t.key == "types" and t.measured:
                 body.append(types_chart(t))
                 charted = True

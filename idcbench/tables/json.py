@@ -19,7 +19,7 @@ def tables_json(tables: Sequence[Table]) -> str:
     for t in tables:
         out.append({
             "title": t.title, "dataset": t.dataset, "split": t.split, "subset": t.subset, "table": t.key,
-            "columns": t.columns, "baseline": t.baseline, "notes": t.notes,
+            "columns": t.columns, "baseline": t.baseline, "notes": t.notes, "warnings": t.warnings,
             "rows": [{"label": r.label, "type": r.kind, "model": r.model, "seeds": r.seeds, "n": r.n,
                       "p_value": r.p_value, "source": r.source or None, "runs": r.runs,
                       "metrics": {c: _cell_json(r.cells.get(c)) for c in t.columns}} for r in t.rows],

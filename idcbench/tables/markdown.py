@@ -63,7 +63,7 @@ def leaderboard_markdown(tables: Mapping[tuple[str, str], Sequence[Table]]) -> s
         sources = source_numbers(ts)
         for t in ts:
             out += [f"### {TABLE_HEADINGS.get(t.key, t.title)}", "", table_markdown(t, sources=sources).rstrip("\n"), ""]
-            out += [f"_{n}_" for n in t.notes] + [""]
+            out += [f"_{n}_" for n in t.notes] + [f"**Warning:** {w}" for w in t.warnings] + [""]
         if sources:
             protocol = dataset_protocol(dataset)
             out.append("Published numbers" + (f" ({protocol})" if protocol else "") + ", sources:")

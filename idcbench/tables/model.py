@@ -67,6 +67,7 @@ class Table:
     baseline: str | None = None
     notes: list[str] = field(default_factory=list)
     key: str = "main"  # which table of the dataset ("main", "types", "kinds")
+    warnings: list[str] = field(default_factory=list)  # why some rows have no intervals (one line each)
 
     @property
     def measured(self) -> list[Row]:

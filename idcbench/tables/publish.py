@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
@@ -43,11 +43,19 @@ def find_reports(out_dir: str | Path) -> dict[str, str]:
     return found
 
 
+Warn = Callable[[str], None]  # told each table warning (e.g. intervals dropped for a truncated per_sample.jsonl)
+
+
 def render_leaderboard(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
-                       progress: Progress | None = None, reports: Mapping[str, str] | None = None) -> dict[str, str]:
+                       progress: Progress | None = None, reports: Mapping[str, str] | None = None,
+                       warn: Warn | None = None) -> dict[str, str]:
     """The leaderboard files as {relative path: text}: README.md, <dataset>.csv, index.html. Pure function of
     the run directories (and of `reports`, spec hash -> report page, which the rows link to)."""
     tables = leaderboard_tables(runs_dir, resamples=resamples, seed=seed, progress=progress, reports=reports)
+    if warn is not None:
+        for (dataset, split), ts in tables.items():
+            for w in (w for t in ts for w in t.warnings):
+                warn(f"{dataset} ({split}): {w}")
     files = {"README.md": leaderboard_markdown(tables), "index.html": leaderboard_html(tables)}
     for dataset in sorted({d for d, _ in tables}):
         csv_name = f"{path_component(dataset)}.csv"  # pairs:PATH is a path: one file name
@@ -57,13 +65,13 @@ def render_leaderboard(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESA
 
 def build_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboard", *,
                       resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
-                      progress: Progress | None = None) -> list[Path]:
+                      progress: Progress | None = None, warn: Warn | None = None) -> list[Path]:
     """Write the leaderboard files under `out_dir` (only files whose content changed are rewritten); returns
     their paths. Stale ``<dataset>.csv`` files of datasets without runs are removed. Rows link to the run reports
     found under `out_dir` (`find_reports`)."""
     out_dir = Path(out_dir)
     files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress,
-                               reports=find_reports(out_dir))
+                               reports=find_reports(out_dir), warn=warn)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in files.items():
@@ -82,12 +90,12 @@ def _stale_files(out_dir: Path, files: Mapping[str, str]) -> list[Path]:
 
 def check_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboard", *,
                       resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
-                      progress: Progress | None = None) -> list[str]:
+                      progress: Progress | None = None, warn: Warn | None = None) -> list[str]:
     """Differences between the files under `out_dir` and what the runs (and the reports there) give ([] = up to
     date)."""
     out_dir = Path(out_dir)
     files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress,
-                               reports=find_reports(out_dir))
+                               reports=find_reports(out_dir), warn=warn)
     diffs = []
     for name, text in files.items():
         path = out_dir / name

@@ -1,7 +1,8 @@
 """Bootstrap statistics of runs: per-sample rows -> vectorised statistics, interval cells over seeds, paired tests.
 
-`Stats` reads each run's ``per_sample.jsonl`` and ``retrieval.jsonl`` once; `group_cell` gives a table cell (mean
-over seeds, std, 95 % interval); `paired_p_value` tests a model against a baseline on the same examples.
+`Stats` reads each run's ``per_sample.jsonl`` and ``retrieval.jsonl`` once, and says why when one cannot be used
+(`Stats.problems`: missing, unreadable or truncated); `group_cell` gives a table cell (mean over seeds, std, 95 %
+interval); `paired_p_value` tests a model against a baseline on the same examples.
 
 >>> subset_rows([{"id": "a", "tags": {"kind": "semantic"}}, {"id": "b", "tags": {"kind": "distractor"}}], "semantic")
 [0]
@@ -18,7 +19,7 @@ import numpy as np
 
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
-from idcbench.scoring import RETRIEVAL_FILE, load_samples
+from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE, load_samples
 from idcbench.tables.model import KINDS, MEAN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell
 from idcbench.tables.runs import Group, RunInfo
 
@@ -122,12 +123,30 @@ class Stats:
         self._samples: dict[Path, list[dict] | None] = {}
         self._ranks: dict[Path, list[dict] | None] = {}
         self._stat: dict[tuple[Path, str, str], tuple[list[str], bs.Statistic] | None] = {}
+        self._problems: dict[Path, list[str]] = {}
+
+    def problems(self, run: RunInfo) -> list[str]:
+        """Why the per-example files of `run` read so far give no intervals (one short reason each, no paths)."""
+        return list(self._problems.get(run.path, []))
+
+    def _problem(self, run: RunInfo, reason: str) -> None:
+        self._problems.setdefault(run.path, []).append(reason)
 
     def samples(self, run: RunInfo) -> list[dict] | None:
+        """The run's per-sample rows sorted by id, read once; None (and a `problems` entry) when the file is missing,
+        unreadable or holds another number of rows than metrics.json counts (a truncated file)."""
         if run.path not in self._samples:
+            rows = None
             try:
                 rows = load_samples(run.path)
-            except UserError:
+            except UserError as e:
+                path = run.path / SAMPLES_FILE
+                self._problem(run, f"{SAMPLES_FILE} is missing" if not path.is_file() else
+                              f"{SAMPLES_FILE}: {str(e).removeprefix(f'{path}: ')} (truncated?)")
+            n = run.n("total")
+            if rows is not None and n is not None and len(rows) != n:
+                self._problem(run, f"{SAMPLES_FILE} has {len(rows)} rows for the {n} examples of {METRICS_FILE} "
+                                   "(truncated?)")
                 rows = None
             if rows is not None:
                 rows = sorted(rows, key=lambda s: str(s.get("id")))
@@ -135,12 +154,20 @@ class Stats:
         return self._samples[run.path]
 
     def ranks(self, run: RunInfo) -> list[dict] | None:
-        """The run's per-pair retrieval ranks, read once; None when missing or unreadable (no interval)."""
+        """The run's per-pair retrieval ranks, read once; None when missing, unreadable or not one row per ranked
+        pair (no interval; the last two are `problems`)."""
         if run.path not in self._ranks:
+            rows = None
             try:
-                self._ranks[run.path] = load_retrieval_ranks(run.path)
+                rows = load_retrieval_ranks(run.path)
             except UserError:
-                self._ranks[run.path] = None
+                self._problem(run, f"{RETRIEVAL_FILE} is not a ranks file (truncated?)")
+            n = (run.metrics.get("retrieval") or {}).get("n_pairs")
+            if rows is not None and isinstance(n, (int, float)) and len(rows) != int(n):
+                self._problem(run, f"{RETRIEVAL_FILE} has {len(rows)} rows for the {int(n)} ranked pairs of "
+                                   f"{METRICS_FILE} (truncated?)")
+                rows = None
+            self._ranks[run.path] = rows
         return self._ranks[run.path]
 
     def get(self, run: RunInfo, subset: str, metric: str) -> tuple[list[str], bs.Statistic] | None:

@@ -65,6 +65,7 @@ def test_help_shows_no_typer_internals(capsys, wide, path):
     assert code == 0, err
     assert "<bool>" not in out
     assert "list[" not in out
+    assert "\\[" not in out  # escaped help text renders as plain text
     usage = next(line for line in out.splitlines() if "Usage:" in line)
     assert "{" not in usage and "}" not in usage, usage
     for line in out.splitlines():  # a flag takes no value: no type beside it

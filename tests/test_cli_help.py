@@ -17,22 +17,9 @@ from idcbench.cli_help import DEVICE_HELP, readable_help
 from _cli import run_cli
 
 
-def _command_paths() -> list[tuple[str, ...]]:
-    _load_commands()
-    paths: list[tuple[str, ...]] = [()]
-
-    def walk(cmd, prefix: tuple[str, ...]) -> None:
-        for name, sub in (getattr(cmd, "commands", None) or {}).items():
-            paths.append(prefix + (name,))
-            walk(sub, prefix + (name,))
-
-    walk(typer.main.get_command(app), ())
-    return paths
-
-
 def _click_commands() -> dict[tuple[str, ...], object]:
+    """Every (sub)command of the polished click command that `main` runs, by its path."""
     _load_commands()
-    root = readable_help(typer.main.get_command(app))
     out: dict[tuple[str, ...], object] = {}
 
     def walk(cmd, prefix: tuple[str, ...]) -> None:
@@ -40,11 +27,11 @@ def _click_commands() -> dict[tuple[str, ...], object]:
         for name, sub in (getattr(cmd, "commands", None) or {}).items():
             walk(sub, prefix + (name,))
 
-    walk(root, ())
+    walk(readable_help(typer.main.get_command(app)), ())
     return out
 
 
-PATHS = _command_paths()
+PATHS = list(_click_commands())
 
 
 def test_every_command_is_walked():

@@ -65,10 +65,10 @@ def _one_value_type(param: Any) -> Callable[[Any], str | None] | None:
 
 
 def _polish_argument(param: Any) -> None:
-    many = param.nargs != 1
+    many, name = param.nargs != 1, param.metavar or param.name  # a declared metavar names the argument
     # the help panel's name column and click's errors ("Missing argument 'MODEL'") read the metavar
-    param.metavar = param.metavar or param.name.upper() + ("..." if many else "")
-    usage = usage_name(param.name, required=param.required, many=many)
+    param.metavar = name.upper() + ("..." if many else "")
+    usage = usage_name(name, required=param.required, many=many)
     param.get_usage_pieces = lambda ctx: [usage]
     if many and (display := _one_value_type(param)) is not None:
         param.display_type_rich = display

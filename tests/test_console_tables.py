@@ -85,3 +85,14 @@ def test_eval_and_run_tables_keep_subset_names_through_a_pipe(capsys):
     text = buf.getvalue()
     assert "…" not in text and all(v in text for v in grid.rows[0][1:])
     assert long in "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+
+
+def test_run_prints_retrieval_counts_as_integers(capsys):
+    from idcbench.commands.run import print_metrics
+
+    metrics = {"subsets": {"total": {"n": 300, "metrics": {"CIDEr-D": 58.3}}},
+               "retrieval": {"t2p_R@1": 0.3333, "t2p_MedR": 72, "n_captions": 1800.0, "n_pairs": 300.0,
+                             "subset": "semantic"}}
+    print_metrics(metrics, "clip4idc-tiny on shapes test")
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("retrieval:"))
+    assert line == "retrieval: t2p_R@1 0.33  t2p_MedR 72  n_captions 1800  n_pairs 300  subset semantic"

@@ -15,7 +15,7 @@ narrow (the label columns repeat in each), plain Markdown when the output is not
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -113,3 +113,37 @@ def print_grid(console: Console, grid: Grid, fmt: str | None = None) -> None:
         return
     for table in rich_tables(grid, console.width):
         console.print(table)
+
+
+def metrics_grid(metrics: Mapping[str, Any], title: str) -> Grid:
+    """The scores of a ``metrics.json`` (values x100): a row per subset with its n, a column per metric, ``-`` for
+    a metric not computed (`idcbench eval` and `idcbench run` print the same table).
+
+    >>> g = metrics_grid({"subsets": {"total": {"n": 2, "metrics": {"CIDEr-D": 112.3456, "SPICE": None}}}}, "t")
+    >>> g.head, g.rows
+    (['subset', 'n', 'CIDEr-D', 'SPICE'], [['total', '2', '112.35', '-']])
+    """
+    subsets = metrics.get("subsets", {})
+    names: list[str] = []
+    for s in subsets.values():
+        names += [m for m in s.get("metrics", {}) if m not in names]
+    rows = []
+    for name, s in subsets.items():
+        vals = s.get("metrics", {})
+        rows.append([name, str(s.get("n", "")),
+                     *(f"{vals[m]:.2f}" if isinstance(vals.get(m), (int, float)) else "-" for m in names)])
+    return Grid(title, ["subset", "n", *names], rows, keys=2)
+
+
+def retrieval_line(retrieval: Mapping[str, Any]) -> str:
+    """The retrieval scores of a ``metrics.json`` on one line; counts (``n_*``) as integers.
+
+    >>> retrieval_line({"t2p_R@1": 0.333, "t2p_MedR": 72, "n_captions": 1800.0, "subset": "semantic"})
+    't2p_R@1 0.33  t2p_MedR 72  n_captions 1800  subset semantic'
+    """
+    def value(key: str, v: Any) -> str:
+        if isinstance(v, float):
+            return str(round(v)) if key.startswith("n_") else f"{v:.2f}"
+        return str(v)
+
+    return "  ".join(f"{k} {value(k, v)}" for k, v in retrieval.items() if isinstance(v, (int, float, str)))

@@ -13,7 +13,7 @@ from typing import Any, List, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from idcbench.cli import app, console, err_console
-from idcbench.commands._grid import Grid, print_grid
+from idcbench.commands._grid import metrics_grid, print_grid
 from idcbench.errors import UserError
 
 
@@ -35,15 +35,6 @@ def load_references(dataset: str | None, data_root: Path | None, split: str, ref
     refs = {e.id: list(e.references) for e in examples}
     tags = {e.id: {k: str(v) for k, v in dict(e.tags).items()} for e in examples}
     return refs, ds.subsets(split), tags, ds.id_key
-
-
-def report_table(report, title: str) -> Grid:
-    """Rows: subsets (with n), columns: metrics x100."""
-    rows = []
-    for s, values in report.corpus.items():
-        cells = [f"{values[m] * 100:.2f}" if values.get(m) is not None else "-" for m in report.metrics]
-        rows.append([s, str(len(report.subsets[s])), *cells])
-    return Grid(title, ["subset", "n", *report.metrics], rows, keys=2)
 
 
 @app.command("eval")
@@ -85,7 +76,8 @@ def eval_(
         report = score(preds, refs, subsets, names, allow_partial=allow_partial, progress=progress, tags=tags)
     what = f"{dataset} {split}" if dataset else str(references)
     out = err_console if json_out is not None and str(json_out) == "-" else console
-    print_grid(out, report_table(report, f"{predictions.name} on {what} (x100)"))
+    scores = metrics_json(report)
+    print_grid(out, metrics_grid(scores, f"{predictions.name} on {what} (x100)"))
     for m, why in report.unavailable.items():
         err_console.print(f"[yellow]{m} not available:[/] {why}", highlight=False)
     cov = report.coverage
@@ -93,7 +85,7 @@ def eval_(
         err_console.print(f"[yellow]partial:[/] scored {cov['predicted']} of {cov['references']} ids "
                           f"({100 * cov['fraction']:.1f} %)", highlight=False)
     if json_out is not None:
-        text = json.dumps(metrics_json(report), indent=2, ensure_ascii=False) + "\n"
+        text = json.dumps(scores, indent=2, ensure_ascii=False) + "\n"
         if str(json_out) == "-":
             typer.echo(text, nl=False)
         else:

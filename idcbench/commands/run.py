@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from idcbench.cli import app, console
 from idcbench.cli_help import DEVICE_HELP
-from idcbench.commands._grid import Grid, print_grid
+from idcbench.commands._grid import metrics_grid, print_grid, retrieval_line
 from idcbench.plugins import INCLUDE_HELP
 
 
@@ -85,21 +85,10 @@ def _split_list(values: Optional[List[str]]) -> Optional[List[str]]:
 
 def print_metrics(metrics: Mapping[str, Any], title: str) -> None:
     """One row per subset, one column per metric (values x100, as reported in papers)."""
-    subsets = metrics.get("subsets", {})
-    names: list[str] = []
-    for s in subsets.values():
-        names += [m for m in s.get("metrics", {}) if m not in names]
-    rows = []
-    for name, s in subsets.items():
-        vals = s.get("metrics", {})
-        rows.append([name, str(s.get("n", "")), *(f"{vals[m]:.2f}" if isinstance(vals.get(m), (int, float)) else "-"
-                                                  for m in names)])
-    print_grid(console, Grid(title, ["subset", "n", *names], rows, keys=2))
+    print_grid(console, metrics_grid(metrics, title))
     retrieval = metrics.get("retrieval")
     if retrieval:
-        flat = {k: v for k, v in retrieval.items() if isinstance(v, (int, float))}
-        console.print("retrieval: " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
-                                               for k, v in flat.items()), highlight=False)
+        console.print("retrieval: " + retrieval_line(retrieval), markup=False, highlight=False)
     for m, why in (metrics.get("unavailable") or {}).items():
         console.print(f"[yellow]{m} not available:[/] {why}", highlight=False)
 

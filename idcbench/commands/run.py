@@ -88,7 +88,7 @@ def print_metrics(metrics: Mapping[str, Any], title: str) -> None:
     print_grid(console, metrics_grid(metrics, title))
     retrieval = metrics.get("retrieval")
     if retrieval:
-        console.print("retrieval: " + retrieval_line(retrieval), markup=False, highlight=False)
+        console.print("retrieval: " + retrieval_line(retrieval), markup=False, highlight=False, soft_wrap=True)
     for m, why in (metrics.get("unavailable") or {}).items():
         console.print(f"[yellow]{m} not available:[/] {why}", highlight=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -96,3 +97,34 @@ def test_run_prints_retrieval_counts_as_integers(capsys):
     print_metrics(metrics, "clip4idc-tiny on shapes test")
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("retrieval:"))
     assert line == "retrieval: t2p_R@1 0.33  t2p_MedR 72  n_captions 1800  n_pairs 300  subset semantic"
+
+
+def test_demo_prints_the_leaderboard_tables_whole(tmp_path, monkeypatch, capsys):
+    # `make demo` ends by printing the leaderboard it wrote: rich's Markdown renderer cut the model names
+    # ("clip4idc…") at 80 columns and through a pipe
+    import shutil
+    from types import SimpleNamespace
+
+    from idcbench import demo
+    from idcbench.commands._grid import markdown_grids
+
+    committed = Path(__file__).resolve().parents[1] / "leaderboard" / "README.md"
+
+    def fake_run_demo(runs_dir, out, **kw):
+        Path(out).mkdir(parents=True)
+        shutil.copyfile(committed, Path(out) / "README.md")
+        return SimpleNamespace(report=None)
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    code, out, err = run_cli(capsys, "demo", "--runs-dir", tmp_path / "runs", "--out", tmp_path / "board")
+    assert code == 0, err
+    grids = markdown_grids(committed.read_text(encoding="utf-8"))
+    assert len(grids) >= 3 and "…" not in out
+    for g in grids:  # through a pipe: each table as Markdown, every row whole
+        assert all("| " + " | ".join(r) + " |" in out for r in g.rows)
+    buf = io.StringIO()
+    for g in grids:
+        print_grid(Console(file=buf, width=80, force_terminal=True, color_system=None), g)
+    text = buf.getvalue()
+    assert "…" not in text
+    assert all(part in text for g in grids for r in g.rows for cell in r[1:] for part in cell.split())

@@ -147,3 +147,41 @@ def retrieval_line(retrieval: Mapping[str, Any]) -> str:
         return str(v)
 
     return "  ".join(f"{k} {value(k, v)}" for k, v in retrieval.items() if isinstance(v, (int, float, str)))
+
+
+def markdown_grids(text: str) -> list[Grid]:
+    """The tables of a Markdown document (e.g. the leaderboard's README.md) as grids, each titled by the headings
+    above it (``## section`` and ``### table``) and noted by the paragraph in italics below it; links keep their text.
+
+    >>> md = "### All metrics\\n\\n| Model | CIDEr-D |\\n|---|---|\\n| [a](r.html) | 58.3 [52.4, 64.2] |\\n\\n_x100._\\n"
+    >>> [(g.title, g.head, g.rows, g.notes) for g in markdown_grids(md)]
+    [('All metrics', ['Model', 'CIDEr-D'], [['a', '58.3 [52.4, 64.2]']], ['x100.'])]
+    """
+    import re
+
+    def cells(line: str) -> list[str]:
+        parts = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+        return [re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", c.strip()).replace("\\|", "|") for c in parts]
+
+    grids: list[Grid] = []
+    section, title, lines = "", "", text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("## "):
+            section = title = line[3:].strip()
+        elif line.startswith("#"):
+            name = line.lstrip("#").strip()
+            title = f"{section}: {name}" if section and line.startswith("### ") else name
+        elif line.startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|[-:| ]+\|", lines[i + 1].strip()):
+            head, rows = cells(line), []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(cells(lines[i]))
+                i += 1
+            grids.append(Grid(title, head, rows))
+            continue
+        elif line.startswith("_") and line.rstrip().endswith("_") and grids and not grids[-1].notes:
+            grids[-1].notes.append(line.strip()[1:-1])
+        i += 1
+    return grids

@@ -26,9 +26,10 @@ def demo(
     with RichReporter() as reporter:
         result = run_demo(runs_dir, out, device=device, force=force, reporter=reporter)
     readme = out / "README.md"
-    if readme.exists():
-        from rich.markdown import Markdown
+    if readme.exists():  # its tables, never cut: folded on a narrow terminal, Markdown through a pipe
+        from idcbench.commands._grid import markdown_grids, print_grid
 
-        console.print(Markdown(readme.read_text()))
+        for grid in markdown_grids(readme.read_text(encoding="utf-8")):
+            print_grid(console, grid)
     console.print(f"[bold green]demo done[/] in {time.perf_counter() - start:.0f} s: leaderboard {out}/README.md, "
                   f"{out}/index.html" + (f", report {result.report}" if result.report else ""))

@@ -13,7 +13,7 @@ Two servers, both on 127.0.0.1:
   ``tests/_tiny_vlm.py`` on the CPU. On a 2-core machine its own generation bounds the rate.
 
 ``make bench`` runs the ``latency`` server at the three concurrencies. For the table in benchmarks/README.md:
-``python benchmarks/bench_openai.py [--server latency|transformers|both] [--pairs 128] [--rounds 2]``.
+``python benchmarks/bench_openai.py [--server latency|transformers|both] [--pairs 128] [--rounds 2] [--size 64]``.
 """
 
 from __future__ import annotations
@@ -97,12 +97,12 @@ def transformers_server(workdir: Path) -> Iterator[tuple[str, str]]:
         yield url, str(model_dir)
 
 
-def shapes_pairs(workdir: Path, n: int):
-    """`n` pairs of a small `shapes` dataset generated in `workdir` (64 px images; any split: only the images
+def shapes_pairs(workdir: Path, n: int, size: int = 64):
+    """`n` pairs of a small `shapes` dataset generated in `workdir` (`size` px images; any split: only the images
     are sent)."""
     from idcbench.datasets import shapes
 
-    root = shapes.synthesize(workdir / "shapes", scenes=max(n, 40), size=64, seed=0, overwrite=True,
+    root = shapes.synthesize(workdir / "shapes", scenes=max(n, 40), size=size, seed=0, overwrite=True,
                              workers=1)
     from idcbench.data import load_dataset
 
@@ -159,10 +159,12 @@ def _best(fn, rounds: int) -> float:
     return best
 
 
-def main(servers: Sequence[str], pairs: int, rounds: int, latency_ms: float) -> None:
+def main(servers: Sequence[str], pairs: int, rounds: int, latency_ms: float, size: int = 64) -> None:
+    from idcbench.errors import UserError
+
     with tempfile.TemporaryDirectory() as tmp:
-        examples = shapes_pairs(Path(tmp), pairs)
-        print(f"{pairs} shapes pairs (64 px), batch size max(32, concurrency), best of {rounds}")
+        examples = shapes_pairs(Path(tmp), pairs, size)
+        print(f"{pairs} shapes pairs ({size} px), batch size max(32, concurrency), best of {rounds}")
         print("| server | concurrency | s | captions/s | ideal captions/s | of ideal |")
         print("|---|---|---|---|---|---|")
         for name in servers:
@@ -170,7 +172,11 @@ def main(servers: Sequence[str], pairs: int, rounds: int, latency_ms: float) -> 
             with ctx as (url, model_id):
                 caption_once(url, model_id, examples[:4], 1)  # warm-up (server start, first connection)
                 for c in CONCURRENCIES:
-                    s = _best(lambda: caption_once(url, model_id, examples, c), rounds)
+                    try:
+                        s = _best(lambda: caption_once(url, model_id, examples, c), rounds)
+                    except UserError as e:  # e.g. a server that cannot keep up answers nothing within timeout_s
+                        print(f"| {name} | {c} | failed: {e} | – | – | – |")
+                        continue
                     if name == "latency":
                         ideal = c / (latency_ms / 1000.0)
                         label = f"fixed {latency_ms:g} ms per request"
@@ -185,6 +191,7 @@ if __name__ == "__main__":
     ap.add_argument("--pairs", type=int, default=PAIRS)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--latency-ms", type=float, default=LATENCY_MS)
+    ap.add_argument("--size", type=int, default=64, help="image side in pixels (CLEVR-Change: 480 x 320)")
     args = ap.parse_args()
     main(("latency", "transformers") if args.server == "both" else (args.server,), args.pairs, args.rounds,
-         args.latency_ms)
+         args.latency_ms, args.size)

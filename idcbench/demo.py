@@ -12,12 +12,15 @@ the repository.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from idcbench.run import Reporter, RunRequest, RunResult, run
 from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
+
+if TYPE_CHECKING:
+    from idcbench.tables.model import Table
 
 DEMO_DATASET = "shapes"
 DEMO_SEED = 0
@@ -40,6 +43,7 @@ class DemoResult:
     runs: list[RunResult]
     leaderboard: list[Path]
     report: Path | None
+    tables: dict[tuple[str, str], list[Table]] = field(default_factory=dict)  # what the leaderboard files show
 
 
 def export_light_runs(results: Sequence[RunResult], runs_dir: Path, dest: Path) -> list[Path]:
@@ -67,7 +71,8 @@ def run_demo(
     resamples: int | None = None,
 ) -> DemoResult:
     """Train and evaluate every demo model on `shapes`, then write the leaderboard and CLIP4IDC's report."""
-    from idcbench.tables.publish import build_leaderboard
+    from idcbench.tables.build import leaderboard_tables
+    from idcbench.tables.publish import find_reports, leaderboard_files, write_leaderboard
     from idcbench.report import build_report
 
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
@@ -87,5 +92,6 @@ def run_demo(
     if main is not None:  # before the leaderboard, whose row of this run links to the report it finds beside it
         report = build_report(main.run_dir, out_dir / f"report-{REPORT_MODEL}.html")
     kwargs = {"resamples": resamples} if resamples is not None else {}
-    written = build_leaderboard(light_dir, out_dir, **kwargs)
-    return DemoResult(results, written, report)
+    tables = leaderboard_tables(light_dir, reports=find_reports(out_dir), **kwargs)
+    written = write_leaderboard(leaderboard_files(tables), out_dir)
+    return DemoResult(results, written, report, tables)

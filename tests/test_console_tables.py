@@ -11,8 +11,7 @@ from rich.console import Console
 
 from _cli import run_cli
 from _fake_runs import clevr_like, predictions, write_run
-from idcbench.commands._grid import Grid, print_grid
-from idcbench.commands.leaderboard import _grid
+from idcbench.commands._grid import Grid, print_grid, table_grid
 from idcbench.tables.build import compare
 from idcbench.tables.model import format_cell, format_p
 from idcbench.tables.runs import discover_runs
@@ -47,7 +46,7 @@ def test_rich_tables_at_80_columns_fold_and_keep_every_number_whole(runs):
     buf = io.StringIO()
     console = Console(file=buf, width=80, force_terminal=True, color_system=None)
     for t in tables:
-        print_grid(console, _grid(t), "table")
+        print_grid(console, table_grid(t), "table")
     text = buf.getvalue()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     words = set(re.findall(r"<?[\d.]+", text))
@@ -100,28 +99,22 @@ def test_run_prints_retrieval_counts_as_integers(capsys):
 
 
 def test_demo_prints_the_leaderboard_tables_whole(tmp_path, monkeypatch, capsys):
-    # `make demo` ends by printing the leaderboard it wrote: rich's Markdown renderer cut the model names
-    # ("clip4idc…") at 80 columns and through a pipe
-    import shutil
+    # `make demo` ends by printing the leaderboard it wrote: rich's Markdown renderer of README.md cut the model
+    # names ("clip4idc…") at 80 columns and through a pipe
     from types import SimpleNamespace
 
     from idcbench import demo
-    from idcbench.commands._grid import markdown_grids
+    from idcbench.tables.build import leaderboard_tables
 
-    committed = Path(__file__).resolve().parents[1] / "leaderboard" / "README.md"
-
-    def fake_run_demo(runs_dir, out, **kw):
-        Path(out).mkdir(parents=True)
-        shutil.copyfile(committed, Path(out) / "README.md")
-        return SimpleNamespace(report=None)
-
-    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    committed = Path(__file__).resolve().parents[1] / "leaderboard" / "runs"
+    tables = leaderboard_tables(committed, resamples=50)
+    monkeypatch.setattr(demo, "run_demo", lambda runs_dir, out, **kw: SimpleNamespace(report=None, tables=tables))
     code, out, err = run_cli(capsys, "demo", "--runs-dir", tmp_path / "runs", "--out", tmp_path / "board")
     assert code == 0, err
-    grids = markdown_grids(committed.read_text(encoding="utf-8"))
+    grids = [table_grid(t) for ts in tables.values() for t in ts]
     assert len(grids) >= 3 and "…" not in out
     for g in grids:  # through a pipe: each table as Markdown, every row whole
-        assert all("| " + " | ".join(r) + " |" in out for r in g.rows)
+        assert all("| " + " | ".join(" ".join(c.split("\n")) for c in r) + " |" in out for r in g.rows)
     buf = io.StringIO()
     for g in grids:
         print_grid(Console(file=buf, width=80, force_terminal=True, color_system=None), g)

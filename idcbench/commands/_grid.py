@@ -149,39 +149,18 @@ def retrieval_line(retrieval: Mapping[str, Any]) -> str:
     return "  ".join(f"{k} {value(k, v)}" for k, v in retrieval.items() if isinstance(v, (int, float, str)))
 
 
-def markdown_grids(text: str) -> list[Grid]:
-    """The tables of a Markdown document (e.g. the leaderboard's README.md) as grids, each titled by the headings
-    above it (``## section`` and ``### table``) and noted by the paragraph in italics below it; links keep their text.
+def table_grid(t: Any) -> Grid:
+    """A `idcbench.tables.model.Table` (`compare`, the demo's leaderboard) for the console: value (± std) over its
+    interval in each cell, the p-value column when the table has a baseline."""
+    from idcbench.tables.model import column_title, format_cell, format_p, row_label, seeds_text
 
-    >>> md = "### All metrics\\n\\n| Model | CIDEr-D |\\n|---|---|\\n| [a](r.html) | 58.3 [52.4, 64.2] |\\n\\n_x100._\\n"
-    >>> [(g.title, g.head, g.rows, g.notes) for g in markdown_grids(md)]
-    [('All metrics', ['Model', 'CIDEr-D'], [['a', '58.3 [52.4, 64.2]']], ['x100.'])]
-    """
-    import re
-
-    def cells(line: str) -> list[str]:
-        parts = re.split(r"(?<!\\)\|", line.strip()[1:-1])
-        return [re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", c.strip()).replace("\\|", "|") for c in parts]
-
-    grids: list[Grid] = []
-    section, title, lines = "", "", text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("## "):
-            section = title = line[3:].strip()
-        elif line.startswith("#"):
-            name = line.lstrip("#").strip()
-            title = f"{section}: {name}" if section and line.startswith("### ") else name
-        elif line.startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|[-:| ]+\|", lines[i + 1].strip()):
-            head, rows = cells(line), []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(cells(lines[i]))
-                i += 1
-            grids.append(Grid(title, head, rows))
-            continue
-        elif line.startswith("_") and line.rstrip().endswith("_") and grids and not grids[-1].notes:
-            grids[-1].notes.append(line.strip()[1:-1])
-        i += 1
-    return grids
+    head = ["model", "seeds", "n"] + [column_title(c) for c in t.columns]
+    head += [f"p vs {t.baseline}"] if t.baseline else []
+    rows = []
+    for r in t.rows:
+        cells = [row_label(r), seeds_text(r) or "–", "–" if r.n is None else str(r.n)]
+        cells += [format_cell(r.cells.get(c)).replace(" [", "\n[") for c in t.columns]
+        if t.baseline:
+            cells.append("baseline" if r.label == t.baseline else format_p(r.p_value))
+        rows.append(cells)
+    return Grid(t.title, head, rows, keys=3, notes=list(t.notes))

@@ -25,11 +25,10 @@ def demo(
     start = time.perf_counter()
     with RichReporter() as reporter:
         result = run_demo(runs_dir, out, device=device, force=force, reporter=reporter)
-    readme = out / "README.md"
-    if readme.exists():  # its tables, never cut: folded on a narrow terminal, Markdown through a pipe
-        from idcbench.commands._grid import markdown_grids, print_grid
+    from idcbench.commands._grid import print_grid, table_grid
 
-        for grid in markdown_grids(readme.read_text(encoding="utf-8")):
-            print_grid(console, grid)
+    for tables in result.tables.values():  # never cut: folded on a narrow terminal, Markdown through a pipe
+        for t in tables:
+            print_grid(console, table_grid(t))
     console.print(f"[bold green]demo done[/] in {time.perf_counter() - start:.0f} s: leaderboard {out}/README.md, "
                   f"{out}/index.html" + (f", report {result.report}" if result.report else ""))

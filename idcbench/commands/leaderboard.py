@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from idcbench.cli import app, console, err_console
-from idcbench.commands._grid import Grid, print_grid
+from idcbench.commands._grid import print_grid, table_grid
 from idcbench.errors import UserError
 
 FORMATS = ("table", "md", "csv", "json")
@@ -34,22 +34,6 @@ def _progress(what: str) -> Iterator:
 def _warn(text: str) -> None:
     """One line on stderr, e.g. why a run's rows have no intervals."""
     err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
-
-
-def _grid(t) -> Grid:
-    """A comparison table for the console: value (± std) over its interval in each cell."""
-    from idcbench.tables.model import column_title, format_cell, format_p, seeds_text
-
-    head = ["model", "seeds", "n"] + [column_title(c) for c in t.columns]
-    head += [f"p vs {t.baseline}"] if t.baseline else []
-    rows = []
-    for r in t.rows:
-        cells = [r.label, seeds_text(r) or "–", "–" if r.n is None else str(r.n)]
-        cells += [format_cell(r.cells.get(c)).replace(" [", "\n[") for c in t.columns]
-        if t.baseline:
-            cells.append("baseline" if r.label == t.baseline else format_p(r.p_value))
-        rows.append(cells)
-    return Grid(t.title, head, rows, keys=3, notes=list(t.notes))
 
 
 @app.command()
@@ -94,7 +78,7 @@ def compare(
         print(json.tables_json(tables), end="")
     else:
         for t in tables:
-            print_grid(console, _grid(t), "table")
+            print_grid(console, table_grid(t), "table")
 
 
 @app.command()

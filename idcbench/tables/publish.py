@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
@@ -19,6 +19,7 @@ from idcbench.tables.build import Progress, leaderboard_tables
 from idcbench.tables.csv import tables_csv
 from idcbench.tables.html import RUN_META, leaderboard_html
 from idcbench.tables.markdown import leaderboard_markdown
+from idcbench.tables.model import Table
 
 
 _REPORT_RUN = re.compile(rf'<meta name="{RUN_META}" content="([0-9a-f]+)">')
@@ -56,6 +57,11 @@ def render_leaderboard(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESA
         for (dataset, split), ts in tables.items():
             for w in (w for t in ts for w in t.warnings):
                 warn(f"{dataset} ({split}): {w}")
+    return leaderboard_files(tables)
+
+
+def leaderboard_files(tables: Mapping[tuple[str, str], Sequence[Table]]) -> dict[str, str]:
+    """The leaderboard files of `leaderboard_tables`' tables as {relative path: text}."""
     files = {"README.md": leaderboard_markdown(tables), "index.html": leaderboard_html(tables)}
     for dataset in sorted({d for d, _ in tables}):
         csv_name = f"{path_component(dataset)}.csv"  # pairs:PATH is a path: one file name
@@ -72,6 +78,13 @@ def build_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "lead
     out_dir = Path(out_dir)
     files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress,
                                reports=find_reports(out_dir), warn=warn)
+    return write_leaderboard(files, out_dir)
+
+
+def write_leaderboard(files: Mapping[str, str], out_dir: str | Path) -> list[Path]:
+    """Write `files` ({relative path: text}) under `out_dir`, only those whose content changed, and remove stale
+    ``<dataset>.csv`` files; returns the paths."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, text in files.items():

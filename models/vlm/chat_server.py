@@ -153,8 +153,7 @@ class OpenAICompatible(PromptedCaptioner):
         # Encoding the PNGs is most of the client's own time; PIL releases the GIL while it encodes, so the images
         # of a batch are encoded in parallel first (the shots' once per run).
         shot_paths = {p for s in self.shots for p in (s.pair.before, s.pair.after)}
-        todo = [p for p in dict.fromkeys(p for pair in pairs for p in (pair.before, pair.after)).keys() | shot_paths
-                if p not in self._urls]
+        todo = [p for p in {p for pair in pairs for p in (pair.before, pair.after)} | shot_paths if p not in self._urls]
         if todo:
             with ThreadPoolExecutor(min(8, os.cpu_count() or 1, len(todo))) as pool:
                 self._urls.update(zip(todo, pool.map(lambda p: image_data_url(p, self.config["max_side"]), todo)))

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.idcbench-installed
 
 .PHONY: demo test bench bench-gpu leaderboard setup clean
 
-$(STAMP): pyproject.toml scripts/setup.sh
+$(STAMP): pyproject.toml setup.py scripts/setup.sh
 	@PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/setup.sh
 	@touch $(STAMP)
 

@@ -1,0 +1,19 @@
+"""Fixtures shared by several test files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shapes_data(tmp_path_factory) -> Path:
+    """A data root (``IDCBENCH_DATA``) holding the default `shapes` dataset, exactly as `make demo` generates it;
+    generated once per test session."""
+    from idcbench.datasets import shapes
+
+    root = tmp_path_factory.mktemp("data")
+    shapes.synthesize(root / "shapes", workers=os.cpu_count() or 1)
+    return root

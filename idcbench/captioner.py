@@ -11,6 +11,7 @@ True
 
 from __future__ import annotations
 
+import copy
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -113,8 +114,20 @@ class Captioner(ABC):
     runtime_keys: ClassVar[frozenset[str]] = frozenset()
     trainable: bool = True
 
-    def __init__(self, config: dict[str, Any] | None = None):
-        self.config: dict[str, Any] = dict(config or {})
+    def __init__(self, config: Mapping[str, Any] | None = None):
+        self.config: dict[str, Any] = self.full_config(config or {})
+
+    @classmethod
+    def full_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """`config` on top of every default of the family (groups merged key by key): the whole config a model runs
+        with, and what a run hashes (`idcbench.run.request.prepare`). The one place where defaults are merged.
+
+        >>> class Toy(Captioner):
+        ...     config_defaults = {"lr": 0.1, "stage2": {"epochs": 1, "lr": 1e-3}}
+        >>> Toy.full_config({"stage2": {"lr": 5e-4}})
+        {'lr': 0.1, 'stage2': {'epochs': 1, 'lr': 0.0005}}
+        """
+        return copy.deepcopy(deep_merge(cls.config_defaults or {}, config))
 
     @classmethod
     def resolve_config(cls, config: dict[str, Any], data: TrainData) -> dict[str, Any]:
@@ -182,8 +195,12 @@ class ModelSpec:
 
         return pkgutil.resolve_name(self.family_ref) if isinstance(self.family_ref, str) else self.family_ref
 
+    def full_config(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The family's defaults <- the variant's config <- `overrides` (`Captioner.full_config`)."""
+        return self.family.full_config(deep_merge(self.config, overrides or {}))
+
     def create(self, **overrides: Any) -> Captioner:
-        return self.family(deep_merge(self.config, overrides))
+        return self.family(self.full_config(overrides))
 
 
 def register_variants(config_dir: Path, families: Mapping[str, str], default_family: str | None = None) -> None:

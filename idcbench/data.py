@@ -141,17 +141,49 @@ def cache_dir() -> Path:
     return Path(os.environ.get("IDCBENCH_CACHE", Path.home() / ".cache" / "idcbench")).expanduser()
 
 
-def load_image(path: str | Path, *, example_id: str | None = None):
-    """Open an image as RGB (PNG, JPEG, GIF first frame; RGBA and palette images converted).
+MAX_PIXELS_ENV = "IDCBENCH_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own decompression-bomb limit (about 9,459 x 9,459)
 
-    Raises a `UserError` naming the example id and path when the file is missing or cannot be decoded.
+
+def max_image_pixels() -> int | None:
+    """The largest image (width x height) idcbench decodes: ``$IDCBENCH_MAX_IMAGE_PIXELS`` (0: no limit), else PIL's
+    default guard against decompression bombs, 89,478,485 pixels.
+
+    >>> os.environ[MAX_PIXELS_ENV] = "0"; max_image_pixels() is None
+    True
+    >>> del os.environ[MAX_PIXELS_ENV]; max_image_pixels()
+    89478485
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    if not raw.isdigit():
+        raise UserError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: expected a number of pixels (0: no limit)")
+    return int(raw) or None
+
+
+def load_image(path: str | Path, *, example_id: str | None = None):
+    """Open an image as RGB (PNG, JPEG, GIF first frame; RGBA and palette images converted): the one function
+    through which idcbench reads an image file.
+
+    Every failure is a `UserError` naming the example id and the path: a missing file, one that cannot be decoded, and
+    one larger than `max_image_pixels` (checked on the header, before any pixel is decoded).
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     where = f"example {example_id}: " if example_id else ""
+    limit = max_image_pixels()
+    # idcbench applies its own limit below, which the user can set: PIL's global guard would warn or raise first,
+    # naming neither the file nor the setting.
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as img:
+            width, height = img.size
+            if limit is not None and width * height > limit:
+                raise UserError(f"{where}image {path} is {width} x {height} = {width * height:,} pixels, above the "
+                                f"limit of {limit:,} (a guard against decompression bombs); if the file is genuine, "
+                                f"raise it with {MAX_PIXELS_ENV}={width * height} (0: no limit)")
             img.seek(0)
             if img.mode == "P" and "transparency" in img.info:
                 img = img.convert("RGBA")  # PIL warns when a transparent palette image goes straight to RGB
@@ -159,7 +191,8 @@ def load_image(path: str | Path, *, example_id: str | None = None):
             return img.convert("RGB")
     except FileNotFoundError:
         raise UserError(f"{where}image not found: {path} (check --data-root; `idcbench data verify` lists all)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError,
+            Image.DecompressionBombError) as e:
         raise UserError(f"{where}cannot decode image {path}: {e}") from None
 
 

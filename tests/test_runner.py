@@ -272,7 +272,7 @@ def test_bad_names_and_paths(data, tmp_path, capsys):
     line = _one_line_error(*cli(capsys, "run", *BASE, *base, "--init", tmp_path / "none.pt")[::2])
     assert "not found" in line
     line = _one_line_error(*cli(capsys, "run", *BASE, *base, "--init", data, "--train")[::2])
-    assert "exclude" in line
+    assert f"--init {data}" in line  # --init --train fine-tunes: the folder must be a checkpoint to start from
     line = _one_line_error(*cli(capsys, "run", *BASE, *base, "--config", "epochs")[::2])
     assert "KEY=VALUE" in line
     line = _one_line_error(*cli(capsys, "score", tmp_path)[::2])

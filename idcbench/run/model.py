@@ -100,8 +100,8 @@ def _save_model(model: Captioner, p: Prepared) -> None:
 
 def obtain_model(p: Prepared, reporter: Reporter, *, may_train: bool = True,
                  init_model: Captioner | None = None) -> Captioner:
-    """The model of the run: loaded from model/ when saved; else from --init (`init_model` when already loaded),
-    built, or trained (then saved)."""
+    """The model of the run: loaded from model/ when saved; else trained (from --init when given, then saved), loaded
+    from --init (`init_model` when already loaded), or built."""
     target = p.run_dir / MODEL_DIR
     if not (target / MODEL_MARKER).exists():
         if p.info.is_main and target.exists():
@@ -111,7 +111,8 @@ def obtain_model(p: Prepared, reporter: Reporter, *, may_train: bool = True,
                 raise UserError(f"{p.run_dir}: the model is not trained yet; run shard 0 first (it trains and saves "
                                 f"{MODEL_DIR}/), or pass --init CKPT")
             seed_everything(p.spec.seed)  # before building: random initialisation is part of the result
-            model = _build(p).to(p.device)
+            start = (init_model or load_init(p)) if p.request.init is not None else _build(p)  # --init --train
+            model = start.to(p.device)
             ctx = FitContext(workdir=p.run_dir / TRAIN_DIR, seed=p.spec.seed, device=p.device,
                              on_progress=reporter.train if p.info.is_main else None,
                              rank=p.info.rank, world_size=p.info.world_size)

@@ -32,7 +32,7 @@ class RunRequest:
     data_root: str | Path | None = None
     split: str = "test"
     init: str | Path | None = None
-    train: bool = False
+    train: bool = False  # with `init`: train starting from that checkpoint (without it, a model that learns trains)
     config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     device: str = "auto"
@@ -140,16 +140,18 @@ class Prepared:
 def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = None) -> Prepared:
     """Resolve names, data and checkpoint into a frozen `RunSpec` and its run directory. Builds no model."""
     info = info or dist_info()
-    if req.init is not None and req.train:
-        raise UserError("--init and --train exclude each other: --init evaluates a checkpoint, --train trains one")
     if req.batch_size < 1:
         raise UserError(f"--batch-size {req.batch_size}: must be at least 1")
     if req.limit is not None and req.limit < 1:
         raise UserError(f"--limit {req.limit}: must be at least 1")
     model_spec = model_spec_of(req.model)  # unknown model: "did you mean"
+    trainable = bool(getattr(model_spec.family, "trainable", True))
+    if req.train and not trainable:
+        raise UserError(f"--train: {req.model} does not learn from data (nothing to train); drop --train")
     metrics = resolve_metrics(req.metrics)  # unknown metric: "did you mean"
-    config = json.loads(canonical_json(deep_merge(model_spec.config, req.config)))
-    check_config(req.model, model_spec.family, config)
+    check_config(req.model, model_spec.family, deep_merge(model_spec.config, req.config))
+    # every default of the family too: a changed default is a new run (the whole config is hashed)
+    config = json.loads(canonical_json(model_spec.full_config(req.config)))
     if req.init is not None and not Path(req.init).exists():
         raise UserError(f"--init {req.init}: checkpoint not found")
     # Only now the data: loading may be work (shapes is generated on first use).
@@ -159,7 +161,8 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
     config = json.loads(canonical_json(model_spec.family.resolve_config(config, TrainData.of(dataset))))
     runtime = {k: config.pop(k) for k in sorted(model_spec.family.runtime_keys) if k in config}
     checkpoint = None if req.init is None else file_sha256(Path(req.init))
-    train = req.init is None and bool(getattr(model_spec.family, "trainable", True))
+    # a model that learns trains unless --init gives its weights; --init with --train fine-tunes from them
+    train = trainable and (req.init is None or req.train)
     train_manifest = None
     if train:
         if "train" not in dataset.splits():

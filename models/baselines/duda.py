@@ -197,10 +197,11 @@ class DUDA(FrozenBackbone, Captioner):
 
     name = "duda"
     config_defaults = DEFAULTS
+    runtime_keys = frozenset({"device", "image_batch_size"})  # where and in how large batches features are read
     feature_batch_key = "image_batch_size"
 
     def __init__(self, config: dict[str, Any] | None = None):
-        super().__init__({**DEFAULTS, **(config or {})})
+        super().__init__(config)
         self.device = self.config["device"]
         self.vocab: Vocabulary | None = None
         self.net: DUDANet | None = None

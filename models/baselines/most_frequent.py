@@ -40,7 +40,7 @@ class MostFrequent(Captioner):
     config_defaults: dict[str, Any] = {}
 
     def __init__(self, config: dict[str, Any] | None = None):
-        super().__init__({**self.config_defaults, **(config or {})})
+        super().__init__(config)
         self.overall: str = ""
         self.count: int = 0
 

@@ -71,10 +71,11 @@ class NearestNeighbour(FrozenBackbone, Captioner):
 
     name = "nearest-neighbour"
     config_defaults = DEFAULTS
+    runtime_keys = frozenset({"device", "chunk_size"})  # exact search: the chunking of the similarity matrix is not a result
     trainable = True
 
     def __init__(self, config: dict[str, Any] | None = None):
-        super().__init__({**DEFAULTS, **(config or {})})
+        super().__init__(config)
         if self.config["features"] not in ("pooled", "patch"):
             raise UserError(f"nearest-neighbour: features must be 'pooled' or 'patch', not {self.config['features']!r}")
         if len(self.config["parts"]) != 3:

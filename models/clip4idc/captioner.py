@@ -15,7 +15,6 @@ not needed (everything is overwritten) and stage 1 is skipped by `fit`.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -76,6 +75,9 @@ class Clip4IDC(Captioner):
 
     name = "clip4idc"
     config_defaults = DEFAULTS
+    # pixels kept in memory, the CUDA captioning batch (images decoded in workers), how often training state is saved:
+    # none changes a weight or a caption
+    runtime_keys = frozenset({"cache_images", "cuda_eval_batch_size", "save_every_steps"})
 
     def __init__(self, config: dict[str, Any] | None = None, *, _weights: Path | None = None):
         from idcbench.models.clip4idc.backbone import create_clip
@@ -84,7 +86,7 @@ class Clip4IDC(Captioner):
         from idcbench.models.clip4idc.tokenizer import ClipBPE
 
         check_config(self.name, type(self), config or {})
-        super().__init__(copy.deepcopy(deep_merge(DEFAULTS, config or {})))
+        super().__init__(config)
         cfg = self.config
         cfg["pretrained"], cfg["init"] = _none(cfg["pretrained"]), _none(cfg["init"])
         if cfg["stages"] == [] or any(s not in (1, 2) for s in cfg["stages"]):

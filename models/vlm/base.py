@@ -45,8 +45,7 @@ class PromptedCaptioner(Captioner):
     image_part: Callable[[Path], dict[str, Any]] = staticmethod(lambda path: {"type": "image", "path": str(path)})
 
     def __init__(self, config: dict[str, Any] | None = None):
-        merged = {**(self.config_defaults or {}), **(config or {})}
-        super().__init__(merged)
+        super().__init__(config)
         self.shots: list[Shot] = []
         if int(self.config["shots"] or 0) < 0:
             raise UserError(f"{self.family}: shots={self.config['shots']}: must be 0 or more")
@@ -54,7 +53,7 @@ class PromptedCaptioner(Captioner):
     # ------------------------------------------------------------------------------------------------ run hooks
     @classmethod
     def resolve_config(cls, config: dict[str, Any], data: TrainData) -> dict[str, Any]:
-        out = deep_merge(cls.config_defaults or {}, config)  # every default too: decoding settings are hashed
+        out = dict(config)  # already whole (`Captioner.full_config`): every default is hashed
         if out.get("instruction") is None:
             out["instruction"] = instruction_for(data.dataset)
         k = int(out.get("shots") or 0)

@@ -218,12 +218,12 @@ def _light(view: View) -> np.ndarray:
     c, s = math.cos(view.light), math.sin(view.light)
     x, y, z = _LIGHT
     light = np.array([c * x + s * z, y, -s * x + c * z])
-    return (light / np.linalg.norm(light)).astype(np.float32)
+    return light / np.linalg.norm(light)
 
 
 @lru_cache(maxsize=8)
 def _floor_parts(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    c = (np.arange(n, dtype=np.float32) + 0.5) / n
+    c = (np.arange(n, dtype=np.float64) + 0.5) / n
     return 0.60 - 0.12 * c, np.exp(-(((c - 0.25) / 0.35) ** 2)), c
 
 
@@ -231,17 +231,17 @@ def _floor(n: int, light: float, brightness: float) -> np.ndarray:
     """The floor: a soft vertical gradient with a light pool that follows the light direction (separable, so cheap)."""
     base, pool_rows, c = _floor_parts(n)
     cx = 0.5 - 0.35 * math.sin(light) - 0.12
-    pool_cols = np.exp(-(((c - cx) / 0.45) ** 2)).astype(np.float32)
-    img = (base[:, None] + np.float32(0.07) * pool_rows[:, None] * pool_cols[None, :]) * np.float32(brightness)
-    return img[..., None] * np.array([1.0, 0.99, 0.97], dtype=np.float32)
+    pool_cols = np.exp(-(((c - cx) / 0.45) ** 2))
+    img = (base[:, None] + np.float64(0.07) * pool_rows[:, None] * pool_cols[None, :]) * np.float64(brightness)
+    return img[..., None] * np.array([1.0, 0.99, 0.97], dtype=np.float64)
 
 
 def _shade(normal: np.ndarray, albedo: np.ndarray, metal: bool, light: np.ndarray, brightness: float) -> np.ndarray:
     """Colour of surface points with unit normals (h, w, 3): Lambert + ambient; metal adds a sharp white highlight,
     an environment reflection and darker body colour, so it stays visible as a bright dot at 8 px."""
     diffuse = np.clip(normal @ light, 0.0, None)[..., None]
-    half = light + np.array([0.0, 0.0, 1.0], dtype=np.float32)
-    half /= np.float32(np.linalg.norm(half))
+    half = light + np.array([0.0, 0.0, 1.0], dtype=np.float64)
+    half /= np.float64(np.linalg.norm(half))
     nh = np.clip(normal @ half, 0.0, None)[..., None]
     if metal:
         env = 0.5 + 0.5 * normal[..., 1:2]  # the bright "sky" above reflects in upward-facing parts
@@ -253,8 +253,8 @@ def _shade(normal: np.ndarray, albedo: np.ndarray, metal: bool, light: np.ndarra
 
 def _grid(x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates as a (1, w) row and an (h, 1) column (broadcast, never materialised)."""
-    xs = np.arange(x0, x1, dtype=np.float32)[None, :] + np.float32(0.5)
-    ys = np.arange(y0, y1, dtype=np.float32)[:, None] + np.float32(0.5)
+    xs = np.arange(x0, x1, dtype=np.float64)[None, :] + np.float64(0.5)
+    ys = np.arange(y0, y1, dtype=np.float64)[:, None] + np.float64(0.5)
     return xs, ys
 
 
@@ -376,8 +376,8 @@ def _draw_object(canvas, obj: SceneObject, box: tuple[float, float, float, float
     if px0 >= px1 or py0 >= py1:
         return
     ph, pw = py1 - py0, px1 - px0
-    patch = np.zeros((ph * ss, pw * ss, 4), dtype=np.float32)
-    albedo = np.array(COLOR_RGB[obj.color], dtype=np.float32) / 255.0
+    patch = np.zeros((ph * ss, pw * ss, 4), dtype=np.float64)
+    albedo = np.array(COLOR_RGB[obj.color], dtype=np.float64) / 255.0
     metal = obj.material == "metal"
     # Object coordinates in the patch's fine pixels.
     cx, bot, top_, wf = ((left + right) / 2 - px0) * ss, (bottom - py0) * ss, (top - py0) * ss, w * ss
@@ -388,7 +388,7 @@ def _draw_object(canvas, obj: SceneObject, box: tuple[float, float, float, float
     else:
         side = 1 if (left + right) / 2 < size / 2 else -1  # perspective: objects left of centre show their right face
         _draw_cube(patch, cx, bot, wf / 1.28, albedo, metal, light, brightness, side)
-    small = patch.reshape(ph, ss, pw * ss * 4).sum(axis=1).reshape(ph, pw, ss, 4).sum(axis=2) / np.float32(ss * ss)
+    small = patch.reshape(ph, ss, pw * ss * 4).sum(axis=1).reshape(ph, pw, ss, 4).sum(axis=2) / np.float64(ss * ss)
     alpha = small[..., 3:]
     region = canvas[py0:py1, px0:px1]
     region *= 1.0 - alpha
@@ -412,7 +412,7 @@ def render_scene(scene: Scene, size: int = 64, *, view: View | None = None) -> I
         _draw_shadow(canvas, (left + right) / 2, bottom, right - left, light)
     for _, obj, box in sorted(placed, key=lambda p: p[0]):  # back to front
         _draw_object(canvas, obj, box, ss, light, view.brightness)
-    return Image.fromarray((np.clip(canvas * np.float32(255.0), 0.0, 255.0) + 0.5).astype(np.uint8), "RGB")
+    return Image.fromarray((np.clip(canvas * np.float64(255.0), 0.0, 255.0) + 0.5).astype(np.uint8), "RGB")
 
 
 def render_object(obj: SceneObject, size: int = 64, *, view: View | None = None) -> Image.Image:
@@ -660,7 +660,7 @@ DEFAULT_SCENES = 3000
 DEFAULT_SIZE = 64
 DEFAULT_SEED = 0
 DEFAULT_SPLITS: tuple[float, float, float] = (0.8, 0.1, 0.1)
-GENERATOR_VERSION = 1  # bump when the pictures or captions change: cached copies are then regenerated
+GENERATOR_VERSION = 2  # bump when the pictures or captions change: cached copies are then regenerated
 MANIFEST = "shapes_manifest.json"
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -204,3 +204,35 @@ def test_registered_shapes_generates_once_and_regenerates_when_stale(tmp_path: P
     (tmp_path / "other" / "notes.txt").write_text("x")
     with pytest.raises(UserError, match="holds no shapes dataset"):
         load_dataset("shapes", tmp_path / "other")
+
+
+_PIXELS = """
+import hashlib, numpy as np
+from idcbench.datasets import shapes
+h = hashlib.sha256()
+for i in range(200):
+    for image in shapes.generate_pairs(i, seed=0).render(64):
+        h.update(np.asarray(image).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_pixels_do_not_depend_on_the_simd_code_numpy_dispatches_to():
+    """The demo's committed leaderboard must regenerate byte for byte on other CPUs, so its images must too: numpy
+    picks other SIMD kernels (exp, power, sums) on other CPUs, which moved float32 pixels by one level. Rendering in
+    float64 keeps them; here every dispatched feature of this CPU is turned off in a second process."""
+    import os
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    found = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    digests = []
+    for disabled in ([], found):
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(disabled)}
+        if not disabled:
+            env.pop("NPY_DISABLE_CPU_FEATURES")
+        out = subprocess.run([sys.executable, "-c", _PIXELS], env=env, capture_output=True, text=True, check=True)
+        digests.append(out.stdout.strip())
+    assert digests[0] == digests[1], f"pixels differ with numpy's {found} kernels turned off"

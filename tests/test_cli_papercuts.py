@@ -1,0 +1,91 @@
+"""Small things a new user meets in an afternoon with the CLI (issue 21, Low): Ctrl-C says that the same command
+resumes, `list` through a pipe is one plain line per name, `doctor` shows what it checks, `compare` defaults to runs/,
+leaderboard anchors work on GitHub."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from _cli import run_cli
+from _fake_runs import clevr_like, predictions, write_run
+
+
+def _pairs(folder: Path, n_test: int) -> None:
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(folder / "a.png")
+    Image.new("RGB", (8, 8), (10, 10, 200)).save(folder / "b.png")
+    rows = [{"before": "a.png", "after": "b.png", "captions": ["the square turned blue"], "split": "train"}]
+    rows += [{"before": "a.png", "after": "b.png", "captions": ["the square turned blue"], "split": "test"}] * n_test
+    (folder / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.mark.java
+def test_ctrl_c_says_the_same_command_resumes(tmp_path):
+    _pairs(tmp_path, 40)
+    args = [sys.executable, "-m", "idcbench", "run", "most-frequent", "--dataset", "pairs:pairs.jsonl", "--data-root",
+            str(tmp_path), "--runs-dir", str(tmp_path / "runs"), "--batch-size", "1", "--metrics", "BLEU-4"]
+    env = {**os.environ, "IDCBENCH_DEBUG_BATCH_DELAY": "0.2"}
+    # SIGINT is Python's KeyboardInterrupt only when it is not ignored (a background shell job ignores it)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("runs/*/*/*/predictions.jsonl")) or \
+            len(next(tmp_path.glob("runs/*/*/*/predictions.jsonl")).read_text().splitlines()) < 2:
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "interrupted (Ctrl-C); saved work is kept: rerun the same command to resume"
+    done = len(next(tmp_path.glob("runs/*/*/*/predictions.jsonl")).read_text().splitlines())
+    assert 2 <= done < 40
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(next(tmp_path.glob("runs/*/*/*/predictions.jsonl")).read_text().splitlines()) == 40
+
+
+def test_ctrl_c_inside_a_command_is_one_line_and_exit_130(capsys, monkeypatch):
+    import idcbench.doctor
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(idcbench.doctor, "java_check", interrupted)
+    code, _, err = run_cli(capsys, "doctor")
+    assert code == 130 and "rerun the same command to resume" in err and "Traceback" not in err
+
+
+def test_doctor_says_what_it_is_checking(monkeypatch, capsys):
+    import io
+
+    from rich.console import Console
+
+    import idcbench.commands.info as info
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(info, "err_console", Console(file=terminal, force_terminal=True, width=100))
+    code, out, _ = run_cli(capsys, "doctor")
+    assert code == 0 and "BERTScore" in out
+    shown = terminal.getvalue()
+    for k, name in enumerate(["java", "torch", "pycocoevalcap jars", "SPICE", "BERTScore"]):
+        assert f"checking \x1b[1m{name}\x1b[0m ({k + 1} of 5)" in shown
+
+
+def test_list_through_a_pipe_is_one_plain_line_per_name(capsys):
+    from idcbench.registry import MODELS
+
+    code, out, _ = run_cli(capsys, "list", "models")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == [e.name for e in MODELS.entries("*")]
+    entry = MODELS.entries("clip4idc-tiny")[0]
+    assert f"clip4idc-tiny  " in out and entry.description in out  # whole: grep finds name and description
+    assert not any(c in out for c in "│┃━─")

@@ -89,3 +89,37 @@ def test_list_through_a_pipe_is_one_plain_line_per_name(capsys):
     entry = MODELS.entries("clip4idc-tiny")[0]
     assert f"clip4idc-tiny  " in out and entry.description in out  # whole: grep finds name and description
     assert not any(c in out for c in "│┃━─")
+
+
+def test_compare_without_arguments_reads_runs_like_the_leaderboard(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "compare")
+    assert code == 2 and "./runs is not a folder" in err
+    ex = clevr_like(10)
+    write_run(tmp_path / "runs", "clevr-change", "weak", ex, predictions(ex, 0.3))
+    code, out, err = run_cli(capsys, "compare", "--format", "json", "--resamples", "0")
+    assert code == 0 and "runs: runs" in err
+    assert [r["label"] for r in json.loads(out)[0]["rows"]] == ["weak"]
+    code, _, err = run_cli(capsys, "compare", "runs", "--runs-dir", "runs")
+    assert code == 2 and "not both" in err
+
+
+def test_readme_links_reach_github_heading_anchors(tmp_path):
+    from idcbench.tables import publish
+
+    ex = clevr_like(10)
+    write_run(tmp_path / "runs", "pairs:data/my_pairs.jsonl", "weak", ex, predictions(ex, 0.3))
+    publish.build_leaderboard(tmp_path / "runs", tmp_path / "board", resamples=0)
+    readme = (tmp_path / "board" / "README.md").read_text()
+    # GitHub's anchor of '## pairs:data/my_pairs.jsonl (test)': lower case, punctuation but - and _ dropped
+    assert "## pairs:data/my_pairs.jsonl (test)" in readme and "(#pairsdatamy_pairsjsonl-test)" in readme
+    assert 'id="pairsdatamy_pairsjsonl-test"' in (tmp_path / "board" / "index.html").read_text()
+
+
+def test_unknown_config_key_of_a_family_without_keys_says_so():
+    from idcbench.captioner import create_model
+    from idcbench.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        create_model("most-frequent", foo=1)
+    assert str(e.value) == "most-frequent: unknown config key 'foo' (most-frequent takes no config keys)"

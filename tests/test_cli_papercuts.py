@@ -123,3 +123,27 @@ def test_unknown_config_key_of_a_family_without_keys_says_so():
     with pytest.raises(UserError) as e:
         create_model("most-frequent", foo=1)
     assert str(e.value) == "most-frequent: unknown config key 'foo' (most-frequent takes no config keys)"
+
+
+@pytest.mark.java
+def test_eval_reads_csv_and_marks_a_partial_score_in_its_table(tmp_path, capsys):
+    gt = tmp_path / "gt.json"
+    refs = {1: "the red cube moved", 2: "nothing has changed", 3: "a blue sphere appeared"}
+    gt.write_text(json.dumps({"annotations": [{"image_id": i, "caption": c} for i, c in refs.items()]}))
+    jsonl, table = tmp_path / "p.jsonl", tmp_path / "p.csv"
+    preds = {1: "the red cube moved", 2: "nothing changed, really", 3: "a sphere appeared"}
+    jsonl.write_text("".join(json.dumps({"id": i, "caption": c}) + "\n" for i, c in preds.items()))
+    table.write_text("id,caption\n" + "".join(f'{i},"{c}"\n' for i, c in preds.items()))
+    scores = []
+    for path in (jsonl, table):
+        code, out, err = run_cli(capsys, "eval", path, "--references", gt, "--metrics", "BLEU-4,CIDEr-D", "--json", "-")
+        assert code == 0, err
+        scores.append(json.loads(out)["subsets"])
+    assert scores[0] == scores[1]
+    (tmp_path / "p.txt").write_text("1 the red cube moved\n")
+    code, _, err = run_cli(capsys, "eval", tmp_path / "p.txt", "--references", gt)
+    assert code == 2 and "not a predictions file: expected a COCO results list" in err and ".csv" in err
+    (tmp_path / "part.csv").write_text("id,caption\n1,the red cube moved\n")
+    code, out, _ = run_cli(capsys, "eval", tmp_path / "part.csv", "--references", gt, "--metrics", "BLEU-4",
+                           "--allow-partial")
+    assert code == 0 and "partial, 1 of 3 ids scored" in out.splitlines()[0]  # in the table, not only on stderr

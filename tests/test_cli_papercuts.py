@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -147,3 +148,27 @@ def test_eval_reads_csv_and_marks_a_partial_score_in_its_table(tmp_path, capsys)
     code, out, _ = run_cli(capsys, "eval", tmp_path / "part.csv", "--references", gt, "--metrics", "BLEU-4",
                            "--allow-partial")
     assert code == 0 and "partial, 1 of 3 ids scored" in out.splitlines()[0]  # in the table, not only on stderr
+
+
+def test_scoring_bar_counts_belong_to_their_stage(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import idcbench.commands.run as run_command
+
+    screen = io.StringIO()
+    monkeypatch.setattr(run_command, "console", Console(file=screen, force_terminal=True, width=120))
+    with run_command.RichReporter() as reporter:
+        reporter.begin("caption", 60, 20)  # a resumed run: 20 of 60 already captioned
+        reporter.advance("caption", 5)
+        reporter.progress.refresh()
+        reporter.begin("score", 1)
+        reporter.update("score", 2, 2, "CIDEr-D")  # subsets of one metric, not the whole scoring
+        reporter.progress.refresh()
+        shown = screen.getvalue()
+        assert "25/60" in shown
+        assert set(re.findall(r"(\S+) 2/2", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown))) == {"CIDEr-D"}
+        reporter.end("score")
+        reporter.progress.refresh()
+    assert "done" in screen.getvalue()

@@ -133,7 +133,7 @@ def bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequenc
     width = max(left + group_w * len(categories) + right, 360)
     legend = legend_layout([name for name, _ in series], width - left - right)
     width = max(width, left + right + max(x + w for x, _, w in legend))
-    height = top_pad + plot_h + bottom + 18 * (1 + max(row for _, row, _ in legend)) - 18
+    height = top_pad + plot_h + bottom + 18 * (1 + max(row for _, row, _ in legend))
     out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">']
     if title:

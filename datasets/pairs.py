@@ -2,9 +2,10 @@
 
 One row per pair: ``before`` and ``after`` (image paths, relative to the file's folder, or absolute), ``captions``
 (the references), ``split`` (``train``, ``val``, ``test`` or any other name; ``Test`` or ``train `` is refused as a
-misspelt standard split), optionally ``id`` (default: the row's line number); every other column is a tag (e.g. ``kind``, ``type``), and a tag with at most 20 distinct values in a split
-gives one subset per value, named ``tag=value``, scored as its own corpus beside ``total``. In JSONL ``captions``
-is a list of strings (or one string); in CSV a cell is one caption, or a JSON list (``["a", "b"]``) for several.
+misspelt standard split), optionally ``id`` (default: the row's line number); every other column is a tag (e.g.
+``kind``, ``type``), and a tag with at most 20 distinct values in a split gives one subset per value, named
+``tag=value``, scored as its own corpus beside ``total``. In JSONL ``captions`` is a list of strings (or one string);
+in CSV a cell is one caption, or a JSON list (``["a", "b"]``) for several.
 A relative PATH is resolved against ``--data-root`` when given, else the current folder.
 
 Every problem is one line naming ``file:line``: a missing column, a bad value, a repeated id and, when the dataset

@@ -108,8 +108,8 @@ def test_missing_weights_name_the_config_key_every_command_takes(tmp_path, capsy
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     rows = [{"before": "a.png", "after": "a.png", "captions": ["no change"], "split": s} for s in ("train", "test")]
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    code, _, err = run_cli(capsys, "run", "nearest-neighbour", "--dataset", "pairs:pairs.jsonl", "--data-root", tmp_path,
-                           "--config", "backbone=ViT-B-32", "--config", "pretrained=openai",
+    code, _, err = run_cli(capsys, "run", "nearest-neighbour", "--dataset", "pairs:pairs.jsonl",
+                           "--data-root", tmp_path, "--config", "backbone=ViT-B-32", "--config", "pretrained=openai",
                            "--runs-dir", tmp_path / "runs")
     assert code == 2 and "idcbench never downloads" in err
     assert "--config pretrained=/path/to/weights.pt" in err and "--pretrained /path" not in err

@@ -162,4 +162,4 @@ def test_chart_legend_shows_every_label_whole_inside_the_chart(chromium, tmp_pat
     assert {f"openai (model={i})" for i in ids} | {"most-frequent", "nearest-neighbour"} <= legend  # never cut
     clipped = [t for t in texts if t["right"] > t["width"] or t["bottom"] > t["height"]]
     assert not clipped, clipped
-    assert "#pairspairsjsonl-test" in (out / "README.md").read_text()  # GitHub's anchor of '## pairs:pairs.jsonl (test)'
+    assert "#pairspairsjsonl-test" in (out / "README.md").read_text()  # GitHub's anchor of the heading

@@ -1,8 +1,8 @@
 """Most-frequent caption: the floor of every table (a model that never looks at the images).
 
 `fit` counts the normalised training references (lower-case, whitespace collapsed, trailing full stops dropped; see
-`normalize_caption`) and keeps the mode; ties go to the lexicographically smallest caption. Empty references (Spot-the-Diff
-keeps 53 in train, its most common "caption") are not captions and are not counted. `caption` writes that one
+`normalize_caption`) and keeps the mode; ties go to the lexicographically smallest caption. Empty references
+(Spot-the-Diff keeps 53 in train, its most common "caption") are not captions and are not counted. `caption` writes that one
 caption for every pair: at caption time a model gets the two images of a pair and nothing else, so no tag of a test
 pair (kind, change type, scene) can choose among several captions.
 

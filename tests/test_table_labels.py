@@ -8,6 +8,7 @@ import csv
 import io
 import json
 
+import pytest
 from _cli import run_cli
 from _fake_runs import clevr_like, predictions, write_run
 
@@ -86,3 +87,35 @@ def test_labels_fall_back_to_the_data_hash_and_show_only_what_differs():
                                    "decoding": {"decoding": {"beam": 3}}})])
     assert [label.text for label in nested] == ["c (decoding.beam=1, stage2.lr=0.001)",
                                                 "c (decoding.beam=3, stage2.lr=0.0003)"]
+
+
+@pytest.mark.java
+def test_two_openai_runs_on_one_server_end_to_end(tmp_path, capsys):
+    """`idcbench run openai` twice against one loopback server, two model ids: compare and the leaderboard files
+    name each run by its full model id (the server address, the same for both, is not part of a label)."""
+    from PIL import Image
+
+    from test_vlm_openai import Scripted, ok
+
+    Image.new("RGB", (16, 16), (200, 0, 0)).save(tmp_path / "a.png")
+    Image.new("RGB", (16, 16), (0, 0, 200)).save(tmp_path / "b.png")
+    rows = [{"before": "a.png", "after": "b.png", "captions": ["the square turned blue"], "split": "test"}] * 3
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    server = Scripted([ok("the square turned blue")])
+    try:
+        for model_id in (QWEN_3B, QWEN_7B):
+            code, _, err = run_cli(capsys, "run", "openai", "--config", f"base_url={server.url}", "--config",
+                                   f"model={model_id}", "--config", "api_key_env=null", "--dataset",
+                                   "pairs:pairs.jsonl", "--data-root", tmp_path, "--runs-dir", tmp_path / "runs",
+                                   "--metrics", "BLEU-4")
+            assert code == 0, err
+    finally:
+        server.close()
+    want = {f"openai (model={QWEN_3B})", f"openai (model={QWEN_7B})"}
+    code, out, _ = run_cli(capsys, "compare", "--runs-dir", tmp_path / "runs", "--format", "json")
+    assert code == 0 and {r["label"] for r in json.loads(out)[0]["rows"]} == want
+    publish.build_leaderboard(tmp_path / "runs", tmp_path / "board", resamples=0)
+    assert all(f"| {label} |" in (tmp_path / "board" / "README.md").read_text() for label in want)
+    lines = list(csv.DictReader(io.StringIO((tmp_path / "board" / "pairs_pairs.jsonl.csv").read_text())))
+    assert {(r["label"], r["settings"]) for r in lines} == {(f"openai (model={m})", json.dumps({"model": m}))
+                                                           for m in (QWEN_3B, QWEN_7B)}

@@ -1,10 +1,11 @@
 """``pairs:PATH``: a user's own image pairs, one JSONL or CSV file, accepted wherever a dataset name is.
 
 One row per pair: ``before`` and ``after`` (image paths, relative to the file's folder, or absolute), ``captions``
-(the references), ``split`` (``train``, ``val``, ``test`` or any name), optionally ``id`` (default: the row's line
-number); every other column is a tag (e.g. ``kind``, ``type``), and a tag with at most 20 distinct values in a split
-gives one subset per value, named ``tag=value``, scored as its own corpus beside ``total``. In JSONL ``captions``
-is a list of strings (or one string); in CSV a cell is one caption, or a JSON list (``["a", "b"]``) for several.
+(the references), ``split`` (``train``, ``val``, ``test`` or any other name; ``Test`` or ``train `` is refused as a
+misspelt standard split), optionally ``id`` (default: the row's line number); every other column is a tag (e.g.
+``kind``, ``type``), and a tag with at most 20 distinct values in a split gives one subset per value, named
+``tag=value``, scored as its own corpus beside ``total``. In JSONL ``captions`` is a list of strings (or one string);
+in CSV a cell is one caption, or a JSON list (``["a", "b"]``) for several.
 A relative PATH is resolved against ``--data-root`` when given, else the current folder.
 
 Every problem is one line naming ``file:line``: a missing column, a bad value, a repeated id and, when the dataset
@@ -131,6 +132,9 @@ class Pairs(Dataset):
         split = row["split"]
         if not isinstance(split, str) or not split.strip():
             raise UserError(f"{self.file}:{line}: split {split!r} is not a non-empty name (e.g. train, val, test)")
+        if split not in STANDARD_SPLITS and split.strip().lower() in STANDARD_SPLITS:  # else its own split, silently
+            raise UserError(f"{self.file}:{line}: split {split!r}: write {split.strip().lower()!r} (split names are "
+                            f"exact; the standard ones are {', '.join(STANDARD_SPLITS)})")
         captions = _captions(row["captions"], f"{self.file}:{line}")
         ident = row.get("id", str(line))
         if isinstance(ident, int) and not isinstance(ident, bool):

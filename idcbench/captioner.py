@@ -269,7 +269,8 @@ def check_config(model: str, family: type[Captioner], config: Mapping[str, Any])
                 close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
                 hint = f"; did you mean {prefix + close[0]!r}?" if close else ""
                 where = f"{prefix[:-1]} keys" if prefix else "known keys"
-                raise UserError(f"{model}: unknown config key {prefix + key!r}{hint} ({where}: {', '.join(known)})")
+                keys = f"{where}: {', '.join(known)}" if known else f"{model} takes no config keys"
+                raise UserError(f"{model}: unknown config key {prefix + key!r}{hint} ({keys})")
             if isinstance(known[key], Mapping) and known[key] and isinstance(value, Mapping):
                 walk(known[key], value, f"{prefix}{key}.")
 

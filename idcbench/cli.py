@@ -72,6 +72,27 @@ def main(argv: list[str] | None = None) -> None:
             fail(f"no space left on device{f' writing {e.filename}' if e.filename else ''}; free disk space and "
                  "rerun the same command (saved work is kept)")
         raise
-    except KeyboardInterrupt:
-        err_console.print("interrupted; rerun the same command to resume")
-        raise SystemExit(130)
+    except KeyboardInterrupt:  # Ctrl-C before or after the command (typer turns one inside it into exit 130)
+        interrupted()
+    except SystemExit as e:
+        if e.code == 130 and _caused_by_ctrl_c(e):
+            interrupted()
+        raise
+
+
+INTERRUPTED = "interrupted (Ctrl-C); saved work is kept: rerun the same command to resume"
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line that says the same command resumes, exit code 130 (128 + SIGINT), as a shell expects."""
+    err_console.print(f"[yellow]{INTERRUPTED}[/]", highlight=False, soft_wrap=True)
+    raise SystemExit(130)
+
+
+def _caused_by_ctrl_c(e: BaseException) -> bool:
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

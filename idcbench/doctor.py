@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,22 @@ def torch_check() -> Check:
     return Check("torch", True, f"torch {torch.__version__}, {device}")
 
 
-def checks() -> list[Check]:
-    """All checks, in the order `idcbench doctor` prints them."""
+Step = tuple[str, Callable[[], Check]]  # (what is checked, the check)
+
+
+def steps() -> list[Step]:
+    """Every check, in the order `idcbench doctor` prints them (some take seconds: torch, BERTScore's model)."""
     from idcbench.metrics import availability
 
-    return [java_check(), torch_check(), *availability.checks()]
+    return [("java", java_check), ("torch", torch_check), *availability.steps()]
+
+
+def checks(on_step: Callable[[str, int, int], None] | None = None) -> list[Check]:
+    """Run every check; `on_step(name, done, total)` is told before each starts (the CLI shows it)."""
+    todo = steps()
+    out = []
+    for done, (name, check) in enumerate(todo):
+        if on_step is not None:
+            on_step(name, done, len(todo))
+        out.append(check())
+    return out

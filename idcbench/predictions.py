@@ -3,6 +3,7 @@
 Formats read:
 - COCO results: a JSON list ``[{"image_id": ..., "caption": ...}, ...]`` (ids may be ints; they become strings);
 - JSONL: one ``{"id": ..., "caption": ...}`` object per line (idcbench's own `predictions.jsonl`);
+- CSV (a ``.csv`` file): a header with ``id`` (or ``image_id``) and ``caption``, one prediction per row;
 - the RCC / CLIP4IDC pair ``sc_results.json`` + ``nsc_results.json`` (COCO results lists; the distractor ids
   get the suffix ``_n`` when they do not already carry it, e.g. ``"000123.png"`` -> ``"000123.png_n"``).
 
@@ -17,6 +18,8 @@ Every problem a user can cause is one `UserError` line naming the file (and line
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -92,10 +95,14 @@ def read_predictions(path: str | Path, distractors: str | Path | None = None) ->
             raise UserError(f"{d}: id {both[0]!r} also in {path}; is the same file given twice?")
         return {**sc, **nsc}
     stripped = text.lstrip()
-    if stripped.startswith("["):
-        return _read_coco(path, text, _load_json(path, text))
     if not stripped:
         raise UserError(f"{path}: empty predictions file")
+    if path.suffix.lower() == ".csv":
+        return _read_csv(path, text)
+    if stripped.startswith("["):
+        return _read_coco(path, text, _load_json(path, text))
+    if not stripped.startswith("{"):
+        raise UserError(f"{path}: not a predictions file: {FORMATS}")
     if stripped.startswith("{"):
         try:
             data = json.loads(text)
@@ -104,6 +111,35 @@ def read_predictions(path: str | Path, distractors: str | Path | None = None) ->
         if isinstance(data, dict) and not _is_record(data):
             raise UserError(f"{path}: {_not_a_list(data)}")
     return _read_jsonl(path, text)
+
+
+FORMATS = ("expected a COCO results list [{\"image_id\": ..., \"caption\": ...}, ...], JSONL lines "
+           "{\"id\": ..., \"caption\": ...}, or a .csv file with the columns id and caption")
+
+
+def _read_csv(path: Path, text: str) -> dict[str, str]:
+    """A CSV of predictions: a header naming ``id`` (or ``image_id``) and ``caption``; other columns are ignored."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in next(reader)]
+    key = next((k for k in ("id", "image_id") if k in header), None)
+    if key is None or "caption" not in header:
+        raise UserError(f"{path}:1: a CSV of predictions needs the columns id (or image_id) and caption "
+                        f"(found: {', '.join(header) or 'none'})")
+    at, cap = header.index(key), header.index("caption")
+    out: dict[str, str] = {}
+    first: dict[str, str] = {}
+    start = reader.line_num + 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1  # a quoted caption may span lines: the row starts where it starts
+        if not any(c.strip() for c in cells):
+            continue
+        where = f"{path}:{line}"
+        if len(cells) != len(header):
+            raise UserError(f"{where}: {len(cells)} cells, the header has {len(header)} ({', '.join(header)})")
+        if not cells[at].strip():
+            raise UserError(f"{where}: empty {key}")
+        _add(out, cells[at].strip(), cells[cap], where, first)
+    return out
 
 
 def _is_record(data: dict) -> bool:

@@ -22,7 +22,8 @@ from idcbench.errors import UserError, read_json
 from idcbench.data import CHANGE_TYPES
 from idcbench.scoring import load_samples
 from idcbench.tables.html import RUN_META, esc, page
-from idcbench.tables.model import KINDS, MAIN_METRICS
+from idcbench.metrics import too_small
+from idcbench.tables.model import KINDS, MAIN_METRICS, MARKS, TOO_SMALL, too_small_note
 from idcbench.tables.runs import load_run
 
 DEFAULT_EXAMPLES = 120
@@ -160,17 +161,23 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     order = ["BLEU-1", "BLEU-2", "BLEU-3", *MAIN_METRICS]
     cols = [m for m in order if m in present] + sorted(m for m in present if m not in order)
     head = "".join(f"<th>{esc(c)}</th>" for c in ["subset", "n", *cols])
-    rows = []
+    rows, flagged = [], []
     for name in _subset_order(list(subsets)):
         sub = subsets[name]
         vals = sub.get("metrics") or {}
         tds = [f'<td class="label">{esc(name)}</td>', f'<td data-v="{sub.get("n", "")}">{esc(sub.get("n", "–"))}</td>']
         for c in cols:
             v = vals.get(c)
-            tds.append('<td data-v="">–</td>' if v is None else f'<td data-v="{float(v):.6f}">{float(v):.1f}</td>')
+            if v is not None and too_small(c, sub.get("n")) is not None:  # e.g. CIDEr-D of one example: 0 by definition
+                tds.append(f'<td data-v="" class="flag">{esc(MARKS[TOO_SMALL])}</td>')
+                flagged += [c] if c not in flagged else []
+            else:
+                tds.append('<td data-v="">–</td>' if v is None else f'<td data-v="{float(v):.6f}">{float(v):.1f}</td>')
         rows.append(f'<tr data-subset="{esc(name)}">' + "".join(tds) + "</tr>")
+    notes = "".join(f'<p class="note">{esc(too_small_note(c))}</p>' for c in flagged)
     return (f'<table class="sortable" id="metrics"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(rows)
-            + '\n</tbody></table><p class="note">Corpus scores x100, each subset scored as its own corpus.</p>')
+            + '\n</tbody></table><p class="note">Corpus scores x100, each subset scored as its own corpus.</p>'
+            + notes)
 
 
 RETRIEVAL_DIRECTIONS = (("t2p", "text → pair"), ("p2t", "pair → text"))
@@ -266,7 +273,8 @@ def _examples_section(samples: Sequence[Mapping[str, Any]], ids: Sequence[str], 
                '<option value="best">best first</option></select></label> '
                f'<span class="muted" id="shown"></span></div>')
     out.append(f'<p class="note">{len(ids)} of {len(samples)} examples: the worst and best by per-example CIDEr-D '
-               "in each change type.</p>")
+               "in each change type. An example's CIDEr-D weighs its n-grams by document frequencies over the whole "
+               "split, not over its subset.</p>")
     out.append('<div id="examples">' + "\n".join(cards) + "</div>")
     return "\n".join(out)
 

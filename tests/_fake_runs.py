@@ -62,11 +62,12 @@ def corpus_scores(preds: Mapping[str, str], refs: Mapping[str, list[str]], ids: 
 
 def write_run(runs_dir: Path, dataset: str, model: str, examples, preds: Mapping[str, str], *, seed: int = 0,
               split: str = "test", config: Mapping | None = None, samples: bool = True,
-              retrieval: Mapping[str, float] | None = None, data_root: str | None = None) -> Path:
+              retrieval: Mapping[str, float] | None = None, data_root: str | None = None,
+              manifest: str = "m" * 8, limit: int | None = None) -> Path:
     """Write run_spec.json, metrics.json, per_sample.jsonl, predictions.jsonl and DONE; return the run dir."""
     config = dict(config or {})
-    spec = {"model": model, "config": config, "dataset": dataset, "split": split, "manifest": "m" * 8,
-            "seed": seed, "train": False, "decoding": {}, "limit": None, "version": 1}
+    spec = {"model": model, "config": config, "dataset": dataset, "split": split, "manifest": manifest,
+            "seed": seed, "train": False, "decoding": {}, "limit": limit, "version": 1}
     spec_hash = f"{abs(hash(json.dumps(spec, sort_keys=True))) % 16**16:016x}"
     run = Path(runs_dir) / dataset / model / spec_hash
     run.mkdir(parents=True, exist_ok=True)

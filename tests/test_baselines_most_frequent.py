@@ -63,3 +63,37 @@ def test_empty_training_split_is_a_user_error():
 
     with pytest.raises(UserError):
         MostFrequent().fit([], [], None)
+
+
+SPOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "spot-the-diff"
+
+
+@pytest.mark.java
+def test_spot_the_diff_floor_is_the_most_frequent_real_sentence(tmp_path, capsys):
+    """Spot-the-Diff's train split holds 53 empty sentences, more than any real one: the floor must not predict ''."""
+    import json
+    import shutil
+
+    from _cli import run_cli
+
+    if not (SPOT / "train.json").exists():
+        pytest.skip("../shared/data/spot-the-diff absent")
+    for split in ("train", "val", "test"):
+        shutil.copy(SPOT / f"{split}.json", tmp_path / f"{split}.json")  # no images: most-frequent never looks
+    counts = Counter(normalize_caption(s) for rec in json.loads((SPOT / "train.json").read_text())
+                     for s in rec["sentences"])
+    assert counts[""] == 53 and counts.most_common(2)[1] == ("there is more people", 35)
+    code, _, err = run_cli(capsys, "run", "most-frequent", "--dataset", "spot-the-diff", "--data-root", tmp_path,
+                           "--limit", "5", "--metrics", "BLEU-4", "--runs-dir", tmp_path / "runs")
+    assert code == 0, err
+    run = next((tmp_path / "runs" / "spot-the-diff" / "most-frequent").iterdir())
+    captions = {json.loads(line)["caption"] for line in (run / "predictions.jsonl").read_text().splitlines()}
+    assert captions == {"there is more people"}
+    assert json.loads((run / "model" / "state.json").read_text()) == {"overall": "there is more people", "count": 35}
+
+
+def test_only_empty_references_is_a_user_error():
+    from idcbench.errors import UserError
+
+    with pytest.raises(UserError, match="every training reference is empty"):
+        MostFrequent().fit([Example("0", Path("b"), Path("a"), ("", " . "))], [], None)

@@ -93,3 +93,23 @@ def test_load_refuses_other_backbone_weights(fitted, tmp_path):
     torch.save(state, tmp_path / "nn" / "backbone.pt")
     with pytest.raises(UserError, match="backbone weights"):
         NearestNeighbour.load(tmp_path / "nn")
+
+
+def test_missing_weights_name_the_config_key_every_command_takes(tmp_path, capsys, monkeypatch):
+    """`idcbench run` has no --pretrained option: the advice is the config key, as `run` and `caption` spell it."""
+    import json
+
+    from PIL import Image
+
+    from _cli import run_cli
+
+    monkeypatch.setenv("IDCBENCH_CLIP_CACHE", str(tmp_path / "clip-cache"))  # nothing cached: the weights are missing
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    rows = [{"before": "a.png", "after": "a.png", "captions": ["no change"], "split": s} for s in ("train", "test")]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, _, err = run_cli(capsys, "run", "nearest-neighbour", "--dataset", "pairs:pairs.jsonl",
+                           "--data-root", tmp_path, "--config", "backbone=ViT-B-32", "--config", "pretrained=openai",
+                           "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "idcbench never downloads" in err
+    assert "--config pretrained=/path/to/weights.pt" in err and "--pretrained /path" not in err

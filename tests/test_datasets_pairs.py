@@ -180,6 +180,8 @@ def test_missing_image_names_file_and_line(data, tmp_path, capsys):
     (lambda rows: rows[1].update(captions=[]), ["pairs.jsonl:2: captions must be a non-empty list"]),
     (lambda rows: rows[1].update(captions=[3]), ["pairs.jsonl:2: captions must be"]),
     (lambda rows: rows[0].update(split=""), ["pairs.jsonl:1: split '' is not a non-empty name"]),
+    (lambda rows: rows[2].update(split="Test"), ["pairs.jsonl:3: split 'Test': write 'test'"]),
+    (lambda rows: rows[0].update(split="train "), ["pairs.jsonl:1: split 'train ': write 'train'"]),
     (lambda rows: rows[3].update(before=None), ["pairs.jsonl:4: before None is not an image path"]),
     (lambda rows: rows[4].update(extra={"a": 1}), ["pairs.jsonl:5: tag 'extra' is dict"]),
     (lambda rows: [r.update(id="x") for r in rows[:2]], ["pairs.jsonl:2: id 'x' is already used on line 1"]),

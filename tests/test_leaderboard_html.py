@@ -121,3 +121,45 @@ def test_demo_writes_the_report_before_the_leaderboard_that_links_it(tmp_path, m
     links = _report_links((tmp_path / "board" / "index.html").read_text())
     assert links and all(href == result.report.name and label.startswith("clip4idc-tiny") for href, label in links)
 
+
+
+MEASURE = """<script>
+var out = [];
+document.querySelectorAll('svg.chart').forEach(function (svg) {
+  var w = svg.width.baseVal.value, h = svg.height.baseVal.value;
+  svg.querySelectorAll('text').forEach(function (t) {
+    var b = t.getBBox();
+    out.push({text: t.textContent, right: b.x + b.width, bottom: b.y + b.height, width: w, height: h});
+  });
+});
+var pre = document.createElement('pre'); pre.id = 'measured'; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>
+</body>"""
+
+
+def test_chart_legend_shows_every_label_whole_inside_the_chart(chromium, tmp_path):  # noqa: F811
+    import html as html_lib
+    import json
+
+    ex = clevr_like(30)
+    runs = tmp_path / "runs"
+    ids = ["Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct", "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+           "OpenGVLab/InternVL2_5-8B-MPO"]
+    for k, model_id in enumerate(ids):
+        write_run(runs, "pairs:pairs.jsonl", "openai", ex, predictions(ex, 0.2 + 0.1 * k, seed=k),
+                  config={"model": model_id})
+    for name in ("most-frequent", "nearest-neighbour"):
+        write_run(runs, "pairs:pairs.jsonl", name, ex, predictions(ex, 0.3))
+    out = tmp_path / "board"
+    publish.build_leaderboard(runs, out, resamples=0)
+    page = out / "measure.html"
+    page.write_text((out / "index.html").read_text().replace("</body>", MEASURE, 1))
+    dom, log = dump_dom(chromium, page, tmp_path)
+    assert "Uncaught" not in log
+    texts = json.loads(html_lib.unescape(dom.split('<pre id="measured">')[1].split("</pre>")[0]))
+    legend = {t["text"] for t in texts}
+    assert {f"openai (model={i})" for i in ids} | {"most-frequent", "nearest-neighbour"} <= legend  # never cut
+    clipped = [t for t in texts if t["right"] > t["width"] or t["bottom"] > t["height"]]
+    assert not clipped, clipped
+    assert "#pairspairsjsonl-test" in (out / "README.md").read_text()  # GitHub's anchor of the heading

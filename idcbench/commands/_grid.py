@@ -117,22 +117,42 @@ def print_grid(console: Console, grid: Grid, fmt: str | None = None) -> None:
 
 def metrics_grid(metrics: Mapping[str, Any], title: str) -> Grid:
     """The scores of a ``metrics.json`` (values x100): a row per subset with its n, a column per metric, ``-`` for
-    a metric not computed (`idcbench eval` and `idcbench run` print the same table).
+    a metric not computed, a mark and its footnote for a subset too small for a metric (CIDEr-D on one example), and
+    in the title how many ids were scored when predictions covered only part of them (``--allow-partial``).
+    `idcbench eval` and `idcbench run` print the same table.
 
-    >>> g = metrics_grid({"subsets": {"total": {"n": 2, "metrics": {"CIDEr-D": 112.3456, "SPICE": None}}}}, "t")
+    >>> g = metrics_grid({"subsets": {"total": {"n": 2, "metrics": {"CIDEr-D": 112.3456, "SPICE": None}},
+    ...                               "type=add": {"n": 1, "metrics": {"CIDEr-D": 0.0, "SPICE": None}}}}, "t")
     >>> g.head, g.rows
-    (['subset', 'n', 'CIDEr-D', 'SPICE'], [['total', '2', '112.35', '-']])
+    (['subset', 'n', 'CIDEr-D', 'SPICE'], [['total', '2', '112.35', '-'], ['type=add', '1', 'n/a†', '-']])
+    >>> g.notes[0].split(";")[0]
+    '† n/a: the subset is too small to score CIDEr-D on, so no number is shown'
+    >>> metrics_grid({"subsets": {}, "coverage": {"references": 60, "predicted": 20, "missing": 40}}, "t").title
+    't: partial, 20 of 60 ids scored'
     """
+    from idcbench.tables.model import MARKS, TOO_SMALL, too_small_note
+    from idcbench.metrics import too_small
+
     subsets = metrics.get("subsets", {})
     names: list[str] = []
     for s in subsets.values():
         names += [m for m in s.get("metrics", {}) if m not in names]
-    rows = []
+    rows, flagged = [], []
     for name, s in subsets.items():
-        vals = s.get("metrics", {})
-        rows.append([name, str(s.get("n", "")),
-                     *(f"{vals[m]:.2f}" if isinstance(vals.get(m), (int, float)) else "-" for m in names)])
-    return Grid(title, ["subset", "n", *names], rows, keys=2)
+        vals, cells = s.get("metrics", {}), []
+        for m in names:
+            if not isinstance(vals.get(m), (int, float)):
+                cells.append("-")
+            elif too_small(m, s.get("n")) is not None:
+                cells.append(MARKS[TOO_SMALL])
+                flagged += [m] if m not in flagged else []
+            else:
+                cells.append(f"{vals[m]:.2f}")
+        rows.append([name, str(s.get("n", "")), *cells])
+    coverage = metrics.get("coverage") or {}
+    if coverage.get("missing"):
+        title += f": partial, {coverage.get('predicted')} of {coverage.get('references')} ids scored"
+    return Grid(title, ["subset", "n", *names], rows, keys=2, notes=[too_small_note(m) for m in flagged])
 
 
 def retrieval_line(retrieval: Mapping[str, Any]) -> str:

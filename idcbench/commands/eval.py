@@ -39,7 +39,8 @@ def load_references(dataset: str | None, data_root: Path | None, split: str, ref
 
 @app.command("eval")
 def eval_(
-    predictions: Path = typer.Argument(..., help="Predictions: COCO results list, JSONL {id, caption}, or RCC sc_results.json"),
+    predictions: Path = typer.Argument(..., help="Predictions: COCO results list, JSONL {id, caption}, CSV with "
+                                       "columns id, caption, or RCC sc_results.json"),
     distractors: Optional[Path] = typer.Argument(None, help="RCC nsc_results.json (its ids get the suffix _n)"),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Registered dataset (see `idcbench list datasets`)"),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset folder (default: $IDCBENCH_DATA/<name>)"),

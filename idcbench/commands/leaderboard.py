@@ -39,7 +39,9 @@ def _warn(text: str) -> None:
 @app.command()
 def compare(
     run_dirs: Optional[List[Path]] = typer.Argument(None, help="Run directories (runs/<dataset>/<model>/<hash>)."),
-    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", help="Compare every finished run under this folder."),
+    runs_dir: Optional[Path] = typer.Option(None, "--runs-dir", show_default=False,
+                                            help="Compare every finished run under this folder [default: runs, "
+                                                 "without run directories]."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Only runs of this dataset."),
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Model (or row label) for the paired test on CIDEr-D."),
     subset: str = typer.Option("total", "--subset", help="Subset to compare (total, semantic, color, ...)."),
@@ -56,8 +58,14 @@ def compare(
 
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    if bool(run_dirs) == (runs_dir is not None):
-        raise UserError("pass run directories or --runs-dir (one of the two)")
+    if run_dirs and runs_dir is not None:
+        raise UserError("pass run directories or --runs-dir, not both")
+    if not run_dirs and runs_dir is None:  # like `idcbench leaderboard`: where `idcbench run` puts its runs
+        runs_dir = Path("runs")
+        if not runs_dir.is_dir():
+            raise UserError("no runs to compare: ./runs is not a folder; pass run directories or --runs-dir DIR "
+                            "(the --runs-dir of `idcbench run`)")
+        err_console.print(f"runs: {escape(str(runs_dir))} (--runs-dir to choose)", highlight=False, soft_wrap=True)
     runs = load_runs(run_dirs) if run_dirs else discover_runs(runs_dir)
     if dataset is not None:
         runs = [r for r in runs if r.dataset == dataset]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from idcbench.cli import app, console
 from idcbench.cli_help import DEVICE_HELP
@@ -19,15 +19,21 @@ from idcbench.plugins import INCLUDE_HELP
 
 
 class RichReporter:
-    """Rich progress bars: training (stage, loss, lr, steps/s), captioning (pairs/s), retrieval and scoring."""
+    """Rich progress bars: training (stage, loss, lr, steps/s), captioning (pairs/s), retrieval and scoring.
+
+    A bar's count is its own (pairs captioned of the split); a task reported in stages (scoring: tokenizing, BLEU,
+    CIDEr-D over its subsets, METEOR over its segments) shows each stage's count beside the stage's name, so that
+    "CIDEr-D 2/2" is never read as the whole scoring's "2/2".
+    """
 
     def __init__(self) -> None:
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
         )
         self.tasks: dict[str, Any] = {}
         self.started: dict[str, tuple[float, int]] = {}
+        self.staged: set[str] = set()  # tasks whose counts are their stages' (see `update`)
 
     def __enter__(self) -> "RichReporter":
         return self  # the live display starts with the first bar: a reused run or an early error prints none
@@ -50,31 +56,39 @@ class RichReporter:
             self.begin(key, total, step)
         info = "  ".join(f"{k} {v:.4g}" for k, v in logs.items())
         info = f"{info}  {self._rate(key, step):.2f} steps/s"
-        self.progress.update(self.tasks[key], completed=step, total=total, info=info)
+        self.progress.update(self.tasks[key], completed=step, total=total, info=info, count=f"{step}/{total}")
 
     def begin(self, task: str, total: int, completed: int = 0) -> None:
         if not self.tasks:
             self.progress.start()
-        self.tasks[task] = self.progress.add_task(task, total=total, completed=completed, info="")
+        self.tasks[task] = self.progress.add_task(task, total=total, completed=completed, info="",
+                                                  count=f"{completed}/{total}")
         self.started[task] = (time.perf_counter(), completed)
 
     def advance(self, task: str, n: int = 1) -> None:
         tid = self.tasks[task]
         self.progress.advance(tid, n)
+        t = next(t for t in self.progress.tasks if t.id == tid)
+        done = int(t.completed)
+        self.progress.update(tid, count=f"{done}/{int(t.total or 0)}")
         if task.startswith("caption") or task == "retrieval":
-            done = int(next(t.completed for t in self.progress.tasks if t.id == tid))
             unit = "pairs/s" if task.startswith("caption") else "items/s"
             self.progress.update(tid, info=f"{self._rate(task, done):.1f} {unit}")
 
     def update(self, task: str, completed: int, total: int, info: str = "") -> None:
+        """`info` names the stage that `completed` / `total` count (a scoring stage), or is empty (the task's own)."""
         if task in self.tasks:
-            self.progress.update(self.tasks[task], completed=completed, total=max(total, 1), info=info)
+            if info:
+                self.staged.add(task)
+            count = f"{info} {completed}/{total}" if info else f"{completed}/{total}"
+            self.progress.update(self.tasks[task], completed=completed, total=max(total, 1), info="", count=count)
 
     def end(self, task: str) -> None:
         tid = self.tasks.get(task)
         if tid is not None:
             t = next(t for t in self.progress.tasks if t.id == tid)
-            self.progress.update(tid, completed=t.total)
+            count = "done" if task in self.staged else f"{int(t.total or 0)}/{int(t.total or 0)}"
+            self.progress.update(tid, completed=t.total, count=count)
 
 
 def _split_list(values: Optional[List[str]]) -> Optional[List[str]]:

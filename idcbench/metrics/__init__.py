@@ -8,6 +8,8 @@ process). Values are on pycocoevalcap's 0-1 scale (CIDEr-D as is); reports show 
 'CIDEr-D'
 >>> [canonical_name(n) for n in ("cider", "Rouge", "bleu_4", "meteor", "spice", "CIDER-D", "nosuch")]
 ['CIDEr-D', 'ROUGE-L', 'BLEU-4', 'METEOR', 'SPICE', 'CIDEr-D', None]
+>>> too_small("CIDEr-D", 1) is not None, too_small("CIDEr-D", 2), too_small("BLEU-4", 1)
+(True, None, None)
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ class MetricSpec:
     higher_is_better: bool = True
     default: bool = True
     version: str = "pycocoevalcap 1.2"
+    min_examples: int = 1  # a corpus of fewer examples gives a number that says nothing about the captions
+    why_min_examples: str = ""  # why, in a sentence (tables print it as the footnote of the cells they leave out)
 
 
 _SPELLINGS: dict[str, str] = {}  # folded spelling -> registered name
@@ -62,6 +66,23 @@ def metric_name(name: str) -> str:
                     "bleu = BLEU-1..4, any case)")
 
 
+def too_small(metric: str, n: int | None) -> str | None:
+    """Why `n` examples are too few to score `metric` on (one sentence), or None when they are enough (or `metric` or
+    `n` is unknown). Tables show such a score as a mark with this footnote, never as the number.
+
+    >>> print(too_small("cider", 1))
+    CIDEr-D needs at least 2 examples: its n-gram weights are idf = log(N / df) over the N examples scored \
+together, so with N = 1 every n-gram has df = N, every weight is 0 and any caption scores 0
+    """
+    name = canonical_name(metric.split("[")[0])
+    if name is None or n is None:
+        return None
+    spec = METRICS.get(name)
+    if n >= spec.min_examples:
+        return None
+    return f"{spec.name} needs at least {spec.min_examples} examples: {spec.why_min_examples}"
+
+
 def _add(spec: MetricSpec, aliases: tuple[str, ...] = (), *, description: str) -> None:
     METRICS.add(spec.name, spec, aliases=aliases, description=description)
     for spelling in (spec.name, *aliases):
@@ -75,7 +96,10 @@ _add(MetricSpec("METEOR", "meteor", version="meteor-1.5 (pycocoevalcap 1.2), -l 
      description=f"METEOR 1.5 aggregate from summed statistics (pycocoevalcap's jar, one process; {SCORER_JAVA.text})")
 _add(MetricSpec("ROUGE-L", "rouge"), ("ROUGE_L", "ROUGE"),
      description="ROUGE-L, beta 1.2, mean over images (pycocoevalcap 1.2)")
-_add(MetricSpec("CIDEr-D", "cider"), ("CIDEr", "CIDER"),
+_add(MetricSpec("CIDEr-D", "cider", min_examples=2,
+                 why_min_examples="its n-gram weights are idf = log(N / df) over the N examples scored together, "
+                 "so with N = 1 every n-gram has df = N, every weight is 0 and any caption scores 0"),
+     ("CIDEr", "CIDER"),
      description="CIDEr-D (pycocoevalcap's CIDEr), document frequencies from the scored corpus")
 _add(MetricSpec("SPICE", "spice", default=False, version="spice-1.0 (pycocoevalcap 1.2)"),
      description=f"SPICE; needs CoreNLP 3.6.0 jars in $IDCBENCH_SPICE_LIB and {SPICE_JAVA.text} (opt-in)")

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 from idcbench import bootstrap as bs
 from idcbench.data import CHANGE_TYPES
 from idcbench.errors import UserError
-from idcbench.tables.model import KINDS, MAIN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table
+from idcbench.tables.model import KINDS, MAIN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes
 from idcbench.tables.runs import Group, RunInfo, discover_runs, group_runs, metric_columns
 from idcbench.tables.stats import Stats, group_cell, paired_p_value
 
@@ -30,7 +30,7 @@ def _measured_row(group: Group, columns: Sequence[str], subset: str, cache: Stat
     ns = {r.n(subset) for r in group.runs}
     return Row(label=group.label, kind="measured", cells=cells, model=group.model, seeds=group.seeds,
                n=ns.pop() if len(ns) == 1 else None, runs=[str(r.path) for r in group.runs],
-               report=_report(group, reports))
+               report=_report(group, reports), settings=dict(group.settings))
 
 
 def interval_warnings(groups: Sequence[Group], cache: Stats, *, what: str = "intervals") -> list[str]:
@@ -91,13 +91,13 @@ def compare(runs: Sequence[RunInfo], *, subset: str = "total", baseline: str | N
             if progress:
                 progress(f"{dataset}: {g.label}", done, total)
             row = _measured_row(g, cols, subset, cache, resamples, seed)
-            if base is not None and g is not base and PRIMARY in cols:
+            if base is not None and g is not base and PRIMARY in cols and not row.cells[PRIMARY].flag:
                 row.p_value = paired_p_value(g, base, subset=subset, resamples=resamples, seed=seed, cache=cache)
             rows.append(row)
             done += 1
         table = Table(title=f"{dataset} ({split}, {subset})", dataset=dataset, split=split, subset=subset,
                       columns=cols, rows=_sort_rows(rows, PRIMARY), baseline=base.label if base else None)
-        table.notes.append(_ci_note(resamples, seed))
+        table.notes += [_ci_note(resamples, seed), *footnotes(table)]
         table.warnings = interval_warnings(gs, cache, what="intervals or p-values" if base else "intervals")
         tables.append(table)
     if progress:
@@ -152,7 +152,8 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
         for g in ranked:
             cells = {s: group_cell(g, PRIMARY, s, cache, resamples, seed) for s in tcols}
             trows.append(Row(label=g.label, kind="measured", cells=cells, model=g.model, seeds=g.seeds,
-                             runs=[str(r.path) for r in g.runs], report=_report(g, reports)))
+                             runs=[str(r.path) for r in g.runs], report=_report(g, reports),
+                             settings=dict(g.settings)))
         trows += [_published_row(p, tcols, None, metric=PRIMARY) for p in pub
                   if any(p.value(PRIMARY, t) is not None for t in tcols)]
         t = Table(title=f"{dataset} ({split}): CIDEr-D per change type", dataset=dataset, split=split,
@@ -181,6 +182,8 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
         t.notes.append("Semantic = pairs with a real change; distractor = pairs without one (viewpoint or "
                        "lighting changes only).")
         tables.append(t)
+    for t in tables:
+        t.notes += footnotes(t)
     main.warnings = interval_warnings(groups, cache)
     return tables
 

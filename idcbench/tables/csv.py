@@ -1,16 +1,22 @@
-"""Tables -> CSV in long format (one line per row and metric), values x100 with 4 decimals."""
+"""Tables -> CSV in long format (one line per row and metric), values x100 with 4 decimals.
+
+``settings`` holds what tells a row from the other rows of its model (a JSON object, empty when nothing does: see
+`idcbench.tables.model.config_labels`); ``flag`` says why a value is empty although the run has one (``too_small``:
+the subset has too few examples for the metric).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Sequence
 
 from idcbench.tables.model import Cell, Table, seeds_text
 
 
-CSV_FIELDS = ("dataset", "split", "table", "type", "label", "model", "seeds", "n", "subset", "metric", "value", "std",
-              "ci_low", "ci_high", "p_value", "baseline", "source")
+CSV_FIELDS = ("dataset", "split", "table", "type", "label", "model", "settings", "seeds", "n", "subset", "metric",
+              "value", "flag", "std", "ci_low", "ci_high", "p_value", "baseline", "source")
 
 
 def _num(v: float | None, digits: int = 4) -> str:
@@ -28,8 +34,9 @@ def tables_csv(tables: Sequence[Table]) -> str:
                 cell = r.cells.get(c) or Cell(None)
                 subset, metric = (c, "CIDEr-D") if t.key == "types" else (r.subset or t.subset, c)
                 p = r.p_value if metric == "CIDEr-D" else None
-                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, seeds_text(r),
-                            "" if r.n is None else r.n, subset, metric, _num(cell.value), _num(cell.std),
+                settings = json.dumps(r.settings, ensure_ascii=False) if r.settings else ""
+                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, settings, seeds_text(r),
+                            "" if r.n is None else r.n, subset, metric, _num(cell.value), cell.flag, _num(cell.std),
                             _num(cell.low), _num(cell.high), "" if p is None else f"{p:.4f}",
                             t.baseline or "", r.source])
     return buf.getvalue()

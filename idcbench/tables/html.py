@@ -75,6 +75,8 @@ def page(title: str, body: str, *, extra_css: str = "", script: str = "", meta: 
 
 
 def _td_cell(cell: Cell | None) -> str:
+    if cell is not None and cell.flag:
+        return f'<td data-v="" class="flag">{esc(format_cell(cell))}</td>'
     if cell is None or cell.value is None:
         return '<td data-v="">–</td>'
     main = format_cell(cell, ci=False)
@@ -127,11 +129,11 @@ def bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequenc
     gap = 18
     group_w = w_bar * len(series) + gap
     left, right, top_pad, bottom = 48, 16, 28, 44
-    legend_h = 18 * ((len(series) + 2) // 3)
     plot_h = 220
-    width = left + group_w * len(categories) + right
-    width = max(width, 360)
-    height = top_pad + plot_h + bottom + legend_h
+    width = max(left + group_w * len(categories) + right, 360)
+    legend = legend_layout([name for name, _ in series], width - left - right)
+    width = max(width, left + right + max(x + w for x, _, w in legend))
+    height = top_pad + plot_h + bottom + 18 * (1 + max(row for _, row, _ in legend))
     out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">']
     if title:
@@ -158,13 +160,34 @@ def bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequenc
         out.append(f'<text x="{x0 + (w_bar * len(series)) / 2:.1f}" y="{top_pad + plot_h + 16}" '
                    f'text-anchor="middle">{esc(cat)}</text>')
     ly = top_pad + plot_h + 34
-    for si, (name, _) in enumerate(series):
-        lx = left + (si % 3) * 220
-        yy = ly + (si // 3) * 18
+    for si, ((name, _), (x, row, _)) in enumerate(zip(series, legend)):
+        lx, yy = left + x, ly + row * 18
         out.append(f'<rect x="{lx}" y="{yy - 9}" width="10" height="10" fill="{PALETTE[si % len(PALETTE)]}"/>')
-        out.append(f'<text x="{lx + 14}" y="{yy}">{esc(name[:34])}</text>')
+        out.append(f'<text x="{lx + 14}" y="{yy}">{esc(name)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+CHAR_PX = 7  # an upper bound of the mean advance of an 11 px sans-serif glyph: legend entries never overlap or clip
+LEGEND_GAP = 24
+
+
+def legend_layout(names: Sequence[str], width: int) -> list[tuple[int, int, int]]:
+    """(x, row, entry width) of each legend entry, in order, wrapped into rows of `width` px; an entry wider than
+    `width` gets a row of its own (the chart then widens to hold it). Names are never shortened.
+
+    >>> legend_layout(["a" * 10, "b" * 10, "c" * 40], 300)
+    [(0, 0, 84), (108, 0, 84), (0, 1, 294)]
+    """
+    out: list[tuple[int, int, int]] = []
+    x = row = 0
+    for name in names:
+        w = 14 + CHAR_PX * len(name)  # the colour box, then the text
+        if x and x + w > width:
+            x, row = 0, row + 1
+        out.append((x, row, w))
+        x += w + LEGEND_GAP
+    return out
 
 
 def _nice_ceiling(v: float) -> float:

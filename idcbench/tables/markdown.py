@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 from urllib.parse import quote
 
 from idcbench.tables.model import (GENERATED, TABLE_HEADINGS, Table, anchor, column_heads, format_cell, format_p,
-                                   kind_tag, row_label, seeds_text, source_numbers)
+                                   kind_tag, row_label, section_title, seeds_text, source_numbers)
 
 
 def _md_escape(s: str) -> str:
@@ -54,12 +54,12 @@ def leaderboard_markdown(tables: Mapping[tuple[str, str], Sequence[Table]]) -> s
     if not tables:
         out += ["No runs yet: `idcbench run MODEL --dataset NAME`, then `idcbench leaderboard`.", ""]
     else:
-        out.append("Datasets: " + ", ".join(f"[{d} ({s})](#{anchor(d, s)})" for d, s in tables) + "")
+        out.append("Datasets: " + ", ".join(f"[{section_title(d, s)}](#{anchor(d, s)})" for d, s in tables))
         out.append("")
     for (dataset, split), ts in tables.items():
         from idcbench.published import dataset_protocol
 
-        out += [f"## {dataset} ({split})", ""]
+        out += [f"## {section_title(dataset, split)}", ""]
         sources = source_numbers(ts)
         for t in ts:
             out += [f"### {TABLE_HEADINGS.get(t.key, t.title)}", "", table_markdown(t, sources=sources).rstrip("\n"), ""]

@@ -7,13 +7,21 @@ No I/O and no statistics here; the renderers (`markdown`, `csv`, `json`, `html`)
 '112.3 [110.0, 114.5]'
 >>> format_cell(Cell(value=50.0, std=1.26, seeds=3))
 '50.0 ± 1.3'
+>>> format_cell(metric_cell("CIDEr-D", 0.0, n=1))  # a subset too small to score: a mark, never the 0
+'n/a†'
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from pathlib import PurePath
+from typing import Any, Mapping, NamedTuple, Sequence
+
+from idcbench.metrics import too_small
 
 MAIN_METRICS = ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D", "SPICE")
 PRIMARY = "CIDEr-D"
@@ -35,6 +43,45 @@ class Cell:
     low: float | None = None
     high: float | None = None
     seeds: int = 1
+    flag: str = ""  # why there is no value although the run has one: TOO_SMALL (see `metric_cell`)
+
+
+TOO_SMALL = "too_small"  # the subset has too few examples for the metric (`idcbench.metrics.too_small`)
+MARKS = {TOO_SMALL: "n/a†"}
+
+
+def metric_cell(metric: str, value: float | None, *, n: int | None, std: float | None = None,
+                low: float | None = None, high: float | None = None, seeds: int = 1) -> Cell:
+    """The cell of `metric` scored on `n` examples: the value, or no value and the TOO_SMALL flag when `n` is too
+    few for the metric (CIDEr-D on one example is 0 by construction).
+
+    >>> metric_cell("CIDEr-D", 0.0, n=1), metric_cell("BLEU-4", 0.0, n=1).value
+    (Cell(value=None, std=None, low=None, high=None, seeds=1, flag='too_small'), 0.0)
+    """
+    if value is not None and too_small(metric, n) is not None:
+        return Cell(None, seeds=seeds, flag=TOO_SMALL)
+    return Cell(value, std, low, high, seeds)
+
+
+def footnotes(table: "Table") -> list[str]:
+    """The footnotes of the marks in `table`: one per metric with a cell left out as too small."""
+    metrics: list[str] = []
+    for r in table.rows:
+        for column, cell in r.cells.items():
+            metric = PRIMARY if table.key == "types" else column  # the per-change-type table: columns are subsets
+            if cell.flag == TOO_SMALL and metric not in metrics:
+                metrics.append(metric)
+    return [too_small_note(m) for m in metrics]
+
+
+def too_small_note(metric: str) -> str:
+    """The footnote of a TOO_SMALL mark.
+
+    >>> too_small_note("CIDEr-D").split(";")[0]
+    '† n/a: the subset is too small to score CIDEr-D on, so no number is shown'
+    """
+    return f"{MARKS[TOO_SMALL][-1]} n/a: the subset is too small to score {metric} on, so no number is shown; " \
+           f"{too_small(metric, 0)}."
 
 
 @dataclass
@@ -52,6 +99,7 @@ class Row:
     runs: list[str] = field(default_factory=list)  # run directories (measured rows)
     subset: str | None = None  # set when rows of one table come from different subsets (semantic / distractor)
     report: str = ""  # the report page of one of its runs, relative to the leaderboard folder (measured rows)
+    settings: dict[str, str] = field(default_factory=dict)  # what tells it from the table's other rows of its model
 
 
 @dataclass
@@ -80,7 +128,9 @@ def format_number(v: float | None, digits: int = 1) -> str:
 
 
 def format_cell(cell: Cell | None, digits: int = 1, *, ci: bool = True) -> str:
-    """``value [low, high]``, ``mean ± std [low, high]`` over seeds; ``–`` when missing."""
+    """``value [low, high]``, ``mean ± std [low, high]`` over seeds; ``–`` when missing; a mark when flagged."""
+    if cell is not None and cell.flag:
+        return MARKS[cell.flag]
     if cell is None or cell.value is None:
         return "–"
     s = format_number(cell.value, digits)
@@ -140,5 +190,156 @@ def source_numbers(tables: Sequence[Table]) -> dict[str, int]:
     return numbers
 
 
+def section_title(dataset: str, split: str) -> str:
+    return f"{dataset} ({split})"
+
+
 def anchor(dataset: str, split: str) -> str:
-    return f"{dataset}-{split}".lower().replace(" ", "-")
+    """The fragment GitHub gives the heading `section_title` (lower case, punctuation dropped, spaces -> ``-``), so
+    that links into README.md work there; index.html uses the same ids.
+
+    >>> anchor("clevr-change", "test"), anchor("pairs:data/my_pairs.jsonl", "Test")
+    ('clevr-change-test', 'pairsdatamy_pairsjsonl-test')
+    """
+    return re.sub(r"[^\w\- ]", "", section_title(dataset, split).lower()).replace(" ", "-")
+
+
+# ------------------------------------------------------------------------------------------------------ row labels
+class Label(NamedTuple):
+    """A row's label and the settings it shows (setting -> value as written in the label)."""
+
+    text: str
+    settings: dict[str, str]
+
+
+# spec entries that are hashes: shown only when the readable ones do not tell the configurations apart
+HASHED = {"checkpoint": "init", "train_manifest": "train_data", "manifest": "data"}
+NOT_SETTINGS = ("model", "seed")  # the label's name; the seeds of one configuration share its row
+
+
+def config_labels(configs: Sequence[tuple[str, Mapping[str, Any]]],
+                  data_roots: Sequence[str | None] = ()) -> list[Label]:
+    """The labels of the configurations of one table, each given as (registered model name, run spec without seed).
+
+    A label is the model name, plus, when the table holds several configurations of that model, the settings in which
+    they differ, in parentheses: config keys (``model=Qwen/Qwen2.5-VL-3B-Instruct``, whole: a value is never cut),
+    decoding, ``limit`` (``all`` = no limit). Hashed entries (the evaluated data, the training data, an ``--init``
+    checkpoint) are added only when those do not tell the configurations apart: ``data=…/b`` names the data roots
+    (`data_roots`, recorded beside the specs) by their shortest distinct ending when that tells them apart, else the
+    hashes' first 8 digits do. What is not in the spec (a server address, the device) is not part of a run's identity
+    and never appears.
+
+    >>> [l.text for l in config_labels([("openai", {"config": {"model": "Qwen/Qwen2.5-VL-3B-Instruct", "t": 0}}),
+    ...                                 ("openai", {"config": {"model": "Qwen/Qwen2.5-VL-7B-Instruct", "t": 0}}),
+    ...                                 ("most-frequent", {"config": {}})])]
+    ['openai (model=Qwen/Qwen2.5-VL-3B-Instruct)', 'openai (model=Qwen/Qwen2.5-VL-7B-Instruct)', 'most-frequent']
+    >>> config_labels([("m", {"limit": None, "manifest": "b811"}), ("m", {"limit": 20, "manifest": "00fe"})])[1]
+    Label(text='m (limit=20)', settings={'limit': '20'})
+    >>> [l.text for l in config_labels([("m", {"manifest": "b81110b04f78"}), ("m", {"manifest": "0123456789"})],
+    ...                                ["/home/me/a", "/home/me/b"])]
+    ['m (data=…/a)', 'm (data=…/b)']
+    """
+    roots = list(data_roots) or [None] * len(configs)
+    labels: list[Label | None] = [None] * len(configs)
+    by_model: dict[str, list[int]] = {}
+    for i, (model, _) in enumerate(configs):
+        by_model.setdefault(model, []).append(i)
+    for model, idx in by_model.items():
+        if len(idx) == 1:
+            labels[idx[0]] = Label(model, {})
+            continue
+        flat = [_flatten({k: v for k, v in configs[i][1].items() if k not in NOT_SETTINGS}) for i in idx]
+        keys = sorted({k for f in flat for k in f}, key=_setting_order)
+        keys = [k for k in keys if not (k.startswith("decoding.") and f"config.{k[9:]}" in keys)]  # a copy of config's
+        differ = [k for k in keys if len({_canonical(f.get(k, _UNSET)) for f in flat}) > 1]
+        shown = [k for k in differ if k not in HASHED]
+        group_roots = [roots[i] for i in idx]
+        texts = _texts(model, flat, shown, group_roots)
+        if not _distinct(texts):
+            shown += [k for k in differ if k in HASHED]
+            texts = _texts(model, flat, shown, group_roots)  # the data by their folders, when those tell them apart
+            if not _distinct(texts):
+                texts = _texts(model, flat, shown, [None] * len(idx))  # else by their hashes
+        if not _distinct(texts):  # equal texts of different specs (e.g. "1" and 1)
+            texts = [Label(f"{t.text[:-1]}, spec={_digest(configs[i][1])})" if t.settings else
+                           f"{model} (spec={_digest(configs[i][1])})", {**t.settings, "spec": _digest(configs[i][1])})
+                     for t, i in zip(texts, idx)]
+        for i, t in zip(idx, texts):
+            labels[i] = t
+    return [label for label in labels if label is not None]
+
+
+_UNSET = object()
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, Mapping) and (obj or not prefix):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def _setting_order(key: str) -> tuple[int, str]:
+    """Config keys first, then decoding and the other readable entries, then the hashes."""
+    return (0 if key.startswith("config.") else 2 if key in HASHED else 1, key)
+
+
+def _distinct(labels: Sequence[Label]) -> bool:
+    return len({label.text for label in labels}) == len(labels)
+
+
+def _canonical(value: Any) -> str:
+    return "\0unset" if value is _UNSET else json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _digest(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(dict(spec)).encode()).hexdigest()[:8]
+
+
+def _texts(model: str, flat: Sequence[Mapping[str, Any]], keys: Sequence[str],
+           roots: Sequence[str | None]) -> list[Label]:
+    columns = {k: _values(k, [f.get(k, _UNSET) for f in flat], roots) for k in keys}
+    out = []
+    for j in range(len(flat)):
+        settings = {_setting_name(k): columns[k][j] for k in keys}
+        text = f"{model} ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else model
+        out.append(Label(text, settings))
+    return out
+
+
+def _setting_name(key: str) -> str:
+    return HASHED.get(key, key.removeprefix("config."))
+
+
+def _values(key: str, values: Sequence[Any], roots: Sequence[str | None]) -> list[str]:
+    """How each configuration's value of `key` is written in its label."""
+    if key in ("manifest", "train_manifest") and all(r is not None for r in roots):
+        return _path_endings([str(r) for r in roots])
+    out = []
+    for v in values:
+        if v is _UNSET:
+            out.append("unset")
+        elif v is None:
+            out.append("all" if key == "limit" else "none")
+        elif key in HASHED:
+            out.append(str(v)[:8])
+        else:
+            out.append(v if isinstance(v, str) else _canonical(v))
+    return out
+
+
+def _path_endings(paths: Sequence[str]) -> list[str]:
+    """The shortest ending (whole path components) that tells the distinct paths apart, ``…/`` when shortened.
+
+    >>> _path_endings(["/data/x/pairs", "/data/y/pairs", "/data/x/pairs"])
+    ['…/x/pairs', '…/y/pairs', '…/x/pairs']
+    """
+    parts = [PurePath(p).parts for p in paths]
+    distinct = len(set(paths))
+    for k in range(1, max(len(p) for p in parts) + 1):
+        ends = [str(PurePath(*p[-k:])) for p in parts]
+        if len(set(ends)) == distinct:
+            return [e if k >= len(p) else f"…/{e}" for e, p in zip(ends, parts)]
+    return list(paths)

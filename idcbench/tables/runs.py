@@ -5,22 +5,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from idcbench.errors import UserError, read_json
 from idcbench.scoring import METRICS_FILE
-from idcbench.tables.model import MAIN_METRICS, RETRIEVAL_COLUMNS
+from idcbench.tables.model import MAIN_METRICS, RETRIEVAL_COLUMNS, config_labels
 
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One finished run directory: its spec, its metrics.json and where it lives."""
+    """One finished run directory: its spec, its metrics.json, where it lives and where its data was read from."""
 
     path: Path
     spec: Mapping[str, Any]
     metrics: Mapping[str, Any]
+    data_root: str | None = None  # recorded beside the spec in run_spec.json (not part of the run's identity)
 
     @property
     def model(self) -> str:
@@ -79,7 +80,8 @@ def load_run(run_dir: str | Path) -> RunInfo:
     spec = raw.get("spec", raw) if isinstance(raw, dict) else {}
     if not isinstance(metrics, dict) or "subsets" not in metrics:
         raise UserError(f"{run_dir / 'metrics.json'}: not an idcbench metrics file (no 'subsets')")
-    return RunInfo(run_dir, spec, metrics)
+    root = raw.get("data_root") if isinstance(raw, dict) else None
+    return RunInfo(run_dir, spec, metrics, root if isinstance(root, str) else None)
 
 
 def discover_runs(runs_dir: str | Path, dataset: str | None = None) -> list[RunInfo]:
@@ -116,13 +118,15 @@ def load_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
 
 @dataclass
 class Group:
-    """Runs of one configuration on one dataset split, one per seed."""
+    """Runs of one configuration on one dataset split, one per seed; `label` and `settings` tell it from the other
+    configurations of its table (`idcbench.tables.model.config_labels`)."""
 
     dataset: str
     split: str
     model: str
     label: str
     runs: list[RunInfo]
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int | None]:
@@ -130,8 +134,8 @@ class Group:
 
 
 def group_runs(runs: Iterable[RunInfo]) -> list[Group]:
-    """Group runs by (dataset, split, spec without seed); label each group by its model name, plus the config
-    entries that tell apart groups of the same model. Sorted by (dataset, split, label)."""
+    """Group runs by (dataset, split, spec without seed) and label each group (`config_labels`: the model name, plus
+    the settings that tell apart the configurations of one model in one table). Sorted by (dataset, split, label)."""
     by_key: dict[tuple[str, str, str], list[RunInfo]] = {}
     for r in runs:
         by_key.setdefault((r.dataset, r.split, r.group_key), []).append(r)
@@ -144,39 +148,15 @@ def group_runs(runs: Iterable[RunInfo]) -> list[Group]:
             raise UserError(f"{members[0].path.parent}: several runs with the same spec and seed {', '.join(dup)}; "
                             "remove the duplicate run directories")
         groups.append(Group(dataset, split, members[0].model, members[0].model, members))
-    _disambiguate(groups)
-    return sorted(groups, key=lambda g: (g.dataset, g.split, g.label))
-
-
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: obj}
-
-
-def _disambiguate(groups: list[Group]) -> None:
-    by_model: dict[tuple[str, str, str], list[Group]] = {}
+    tables: dict[tuple[str, str], list[Group]] = {}
     for g in groups:
-        by_model.setdefault((g.dataset, g.split, g.model), []).append(g)
-    for same in by_model.values():
-        if len(same) < 2:
-            continue
-        flat = [_flatten({k: v for k, v in g.runs[0].spec.items() if k not in ("seed", "model")}) for g in same]
-        keys = sorted({k for f in flat for k in f})
-        differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flat}) > 1]
-        for g, f in zip(same, flat):
-            parts = [f"{k.removeprefix('config.')}={_short(f.get(k))}" for k in differ[:3]]
-            if len(differ) > 3 or not parts:
-                parts.append(g.runs[0].spec_hash[:8])
-            g.label = f"{g.model} ({', '.join(parts)})"
-
-
-def _short(v: Any) -> str:
-    s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-    return s if len(s) <= 24 else s[:12] + "…" + s[-8:]
+        tables.setdefault((g.dataset, g.split), []).append(g)
+    for same_table in tables.values():
+        labels = config_labels([(g.model, {k: v for k, v in g.runs[0].spec.items() if k != "seed"})
+                                for g in same_table], [g.runs[0].data_root for g in same_table])
+        for g, label in zip(same_table, labels):
+            g.label, g.settings = label.text, label.settings
+    return sorted(groups, key=lambda g: (g.dataset, g.split, g.label))
 
 
 def metric_columns(runs: Iterable[RunInfo], subset: str = "total") -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
 from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE, load_samples
-from idcbench.tables.model import KINDS, MEAN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell
+from idcbench.tables.model import KINDS, MEAN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell, metric_cell
 from idcbench.tables.runs import Group, RunInfo
 
 
@@ -203,10 +203,15 @@ class Stats:
 
 
 def group_cell(group: Group, metric: str, subset: str, cache: Stats | None, resamples: int, seed: int) -> Cell:
+    """The cell of `metric` on `subset`: mean over seeds, std, bootstrap interval; flagged, without a value, when the
+    subset is too small for the metric (`idcbench.tables.model.metric_cell`)."""
     vals = [r.value(metric, subset) for r in group.runs]
     vals = [v for v in vals if v is not None]
     if not vals or len(vals) != len(group.runs):
         return Cell(None, seeds=len(group.runs))
+    flagged = [metric_cell(metric, v, n=r.n(subset), seeds=len(group.runs)) for v, r in zip(vals, group.runs)]
+    if any(c.flag for c in flagged):
+        return next(c for c in flagged if c.flag)
     mean = float(np.mean(vals))
     std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
     low = high = None

@@ -20,6 +20,10 @@ from idcbench.errors import UserError
 
 
 
+# the config key, as every command spells it (`idcbench run` has no --pretrained option; `caption` takes both)
+PRETRAINED_HINT = "give a weights file as the config key pretrained: --config pretrained=/path/to/weights.pt"
+
+
 def _hf_cached(repo_file: str, cache_dir: str | None) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -52,8 +56,8 @@ def resolve_pretrained(backbone: str, pretrained: str | None, cache_dir: str | N
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(backbone)
         raise UserError(
-            f"--pretrained {pretrained!r}: neither a file nor a known open_clip tag of {backbone} "
-            f"(tags: {', '.join(tags) or 'none'}); pass a weights file path"
+            f"pretrained {pretrained!r}: neither a file nor a known open_clip tag of {backbone} "
+            f"(tags: {', '.join(tags) or 'none'}); {PRETRAINED_HINT}"
         )
     if cfg.get("file") and Path(cfg["file"]).is_file():
         return Path(cfg["file"])
@@ -68,7 +72,7 @@ def resolve_pretrained(backbone: str, pretrained: str | None, cache_dir: str | N
     where = f"{clip_cache / os.path.basename(url)} (from {url})" if url else f"the Hugging Face cache ({cfg.get('hf_hub')})"
     raise UserError(
         f"{backbone} weights {pretrained!r} are not on this machine and idcbench never downloads: put the file at {where}, "
-        f"or pass --pretrained /path/to/weights.pt"
+        f"or {PRETRAINED_HINT}"
     )
 
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from idcbench import bootstrap as bs
-from idcbench.bootstrap_metrics import BleuStatistic, CiderDStatistic, MeteorStatistic
+from idcbench.metrics.bleu import BleuStatistic
+from idcbench.metrics.cider import CiderDStatistic
+from idcbench.metrics.meteor import MeteorStatistic
 
 N = 7970
 COLORS = ("red", "blue", "green", "gray", "purple", "cyan", "brown", "yellow")

@@ -134,8 +134,8 @@ def run_bootstrap(rescorer, resamples: int = 20, seed: int = 0):
 
 def test_bench_rescore(benchmark):
     """20 resamples of 7,970 rows rescored exactly (`Rescorer`, all COCO metrics, pycocoevalcap's digits); the
-    leaderboard's intervals use the vectorised `idcbench.bootstrap_metrics` instead (1,000 resamples in seconds)."""
-    from idcbench.scoring import Rescorer
+    leaderboard's intervals use the vectorised `Metric.statistic` of each metric instead (1,000 resamples in seconds)."""
+    from idcbench.metrics.reference import Rescorer
 
     rescorer = Rescorer(bootstrap_rows())
     rescorer.score(np.arange(len(rescorer.rows)), list(METRICS))  # prepares the rows once

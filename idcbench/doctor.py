@@ -39,14 +39,40 @@ def torch_check() -> Check:
     return Check("torch", True, f"torch {torch.__version__}, {device}")
 
 
+def jars_check() -> Check:
+    from idcbench.metrics._java import coco_dir, meteor_jar, ptb_jar
+
+    try:
+        jars = [ptb_jar(), meteor_jar(), meteor_jar().parent / "data" / "paraphrase-en.gz"]
+    except ImportError:
+        return Check("pycocoevalcap jars", False, "pycocoevalcap not installed: pip install pycocoevalcap==1.2")
+    missing = [str(j) for j in jars if not j.is_file()]
+    return Check("pycocoevalcap jars", not missing,
+                 f"PTB tokenizer and METEOR 1.5 in {coco_dir()}" if not missing
+                 else f"missing {', '.join(missing)}: pip install --force-reinstall pycocoevalcap==1.2")
+
+
+def spice_check() -> Check:
+    from idcbench.metrics import spice
+
+    ok, why = spice.status()
+    return Check("SPICE", ok, why + ("" if ok else " (SPICE is then reported as not available)"), optional=True)
+
+
+def bertscore_check() -> Check:
+    from idcbench.metrics import bertscore
+
+    ok, why = bertscore.available()
+    return Check("BERTScore", ok, f"default model {why}" if ok else why, optional=True)
+
+
 Step = tuple[str, Callable[[], Check]]  # (what is checked, the check)
 
 
 def steps() -> list[Step]:
     """Every check, in the order `idcbench doctor` prints them (some take seconds: torch, BERTScore's model)."""
-    from idcbench.metrics import availability
-
-    return [("java", java_check), ("torch", torch_check), *availability.steps()]
+    return [("java", java_check), ("torch", torch_check), ("pycocoevalcap jars", jars_check), ("SPICE", spice_check),
+            ("BERTScore", bertscore_check)]
 
 
 def checks(on_step: Callable[[str, int, int], None] | None = None) -> list[Check]:

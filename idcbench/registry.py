@@ -58,6 +58,9 @@ class Registry(Generic[T]):
         self._group = group  # entry-point group of installed plugins
         self._adapt = adapt  # "module:function" turning a loaded entry point into a T (or raising TypeError)
         self._loaded = not plugins and group is None
+        self.fold: Callable[[str], str] | None = None  # how names compare (e.g. any case), when not exactly
+        self._folded: dict[str, str] = {}  # fold(name or alias) -> name
+        self._brackets: set[str] = set()  # schemes written SCHEME[ARGUMENT] rather than SCHEME:ARGUMENT
 
     def load(self) -> None:
         """Register the built-ins and list the installed plugins now (before an included file adds names)."""
@@ -113,14 +116,32 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, obj, description, source)
         for alias in aliases:
             self._aliases[alias] = name
+        if self.fold is not None:
+            for key in (name, *aliases):
+                self._folded.setdefault(self.fold(key), name)
         return obj
 
-    def add_scheme(self, scheme: str, build: Callable[[str], T], *, description: str, argument: str = "ARG") -> None:
-        """Register the names ``SCHEME:ARGUMENT``: looking one up returns ``build(ARGUMENT)``. Listings show one row,
-        ``SCHEME:<argument>``, e.g. datasets ``pairs:PATH``."""
+    def add_scheme(self, scheme: str, build: Callable[[str], T], *, description: str, argument: str = "ARG",
+                   brackets: bool = False) -> None:
+        """Register the names ``SCHEME:ARGUMENT`` (``SCHEME[ARGUMENT]`` with `brackets`): looking one up returns
+        ``build(ARGUMENT)``. Listings show one row, e.g. datasets ``pairs:PATH``, metrics ``BERTScore[MODEL]``."""
         self._schemes[scheme] = build
-        self.add(f"{scheme}:{argument}", build, description=description)  # type: ignore[arg-type]
-        self._scheme_rows[scheme] = f"{scheme}:{argument}"
+        row = f"{scheme}[{argument}]" if brackets else f"{scheme}:{argument}"
+        if brackets:
+            self._brackets.add(scheme)
+        self.add(row, build, description=description)  # type: ignore[arg-type]
+        self._scheme_rows[scheme] = row
+
+    def _split_scheme(self, name: str) -> tuple[str, str] | None:
+        scheme, sep, argument = name.partition(":")
+        if sep and scheme in self._schemes and scheme not in self._brackets:
+            return scheme, argument
+        scheme, sep, argument = name.partition("[")
+        if sep and argument.endswith("]"):
+            for known in self._brackets:
+                if scheme == known or (self.fold is not None and self.fold(scheme) == self.fold(known)):
+                    return known, argument[:-1]
+        return None
 
     def scheme_of(self, name: str) -> str | None:
         """The scheme of a ``SCHEME:ARGUMENT`` name (None for plain names).
@@ -130,8 +151,8 @@ class Registry(Generic[T]):
         ('file', None, 'A.TXT')
         """
         self._load_plugins()
-        scheme, sep, _ = name.partition(":")
-        return scheme if sep and scheme in self._schemes else None
+        found = self._split_scheme(name)
+        return None if found is None else found[0]
 
     def register(self, name: str, *, description: str = "", aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
         """Decorator form of `add`; the description defaults to the first docstring line."""
@@ -144,26 +165,37 @@ class Registry(Generic[T]):
 
     def entry(self, name: str) -> Entry[T]:
         self._load_plugins()
-        scheme = self.scheme_of(name)
-        if scheme is not None:
+        found = self._split_scheme(name)
+        if found is not None:
+            scheme, argument = found
             template = self._entries[self._scheme_rows[scheme]]
-            return Entry(name, self._schemes[scheme](name[len(scheme) + 1:]), template.description)
-        key = self._aliases.get(name, name)
+            return Entry(name, self._schemes[scheme](argument), template.description)
+        key = self._key(name)
         if key in self._pending:
             return self._resolve(key)
         if key in self._entries:
             return self._entries[key]
         known = sorted(self._entries)
-        close = difflib.get_close_matches(name, known + sorted(self._aliases), n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(self._aliases.get(c, c)) for c in close)}?" if close else ""
+        spellings = known + sorted(self._aliases)
+        fold = self.fold or (lambda n: n)
+        by_fold = {fold(n): self._aliases.get(n, n) for n in reversed(spellings)}
+        close = difflib.get_close_matches(fold(name), list(by_fold), n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(n) for n in dict.fromkeys(by_fold[c] for c in close))}?" if close else ""
         raise UserError(f"unknown {self.kind} {name!r}{hint} (known: {', '.join(known)})")
+
+    def _key(self, name: str) -> str:
+        """The registered name that `name` (a name or an alias, folded when the registry folds) stands for."""
+        key = self._aliases.get(name, name)
+        if key not in self._entries and self.fold is not None:
+            key = self._folded.get(self.fold(name), key)
+        return key
 
     def get(self, name: str) -> T:
         return self.entry(name).obj
 
     def __contains__(self, name: str) -> bool:
         self._load_plugins()
-        return name in self._entries or name in self._aliases or self.scheme_of(name) is not None
+        return self._key(name) in self._entries or self.scheme_of(name) is not None
 
     def names(self, pattern: str = "*") -> list[str]:
         self._load_plugins()

@@ -23,7 +23,7 @@ from idcbench.data import CHANGE_TYPES
 from idcbench.scoring import load_samples
 from idcbench.tables.html import RUN_META, esc, page
 from idcbench.metrics import too_small
-from idcbench.tables.model import KINDS, MAIN_METRICS, MARKS, TOO_SMALL, too_small_note
+from idcbench.tables.model import KINDS, MARKS, TOO_SMALL, metric_order, too_small_note
 from idcbench.tables.runs import load_run
 
 DEFAULT_EXAMPLES = 120
@@ -158,8 +158,7 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     present: set[str] = set()
     for sub in subsets.values():
         present.update(k for k, v in (sub.get("metrics") or {}).items() if v is not None)
-    order = ["BLEU-1", "BLEU-2", "BLEU-3", *MAIN_METRICS]
-    cols = [m for m in order if m in present] + sorted(m for m in present if m not in order)
+    cols = sorted(present, key=metric_order)
     head = "".join(f"<th>{esc(c)}</th>" for c in ["subset", "n", *cols])
     rows, flagged = [], []
     for name in _subset_order(list(subsets)):

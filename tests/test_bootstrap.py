@@ -1,5 +1,5 @@
 """Bootstrap intervals and paired tests (idcbench.bootstrap) and the vectorised caption-metric statistics
-(idcbench.bootstrap_metrics), checked against known answers and against pycocoevalcap / the METEOR jar."""
+(each metric's `statistic`, in idcbench.metrics), checked against known answers and against pycocoevalcap / the METEOR jar."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 
 from idcbench import bootstrap as bs
-from idcbench.bootstrap_metrics import BleuStatistic, CiderDStatistic, MeteorStatistic
+from idcbench.metrics.bleu import BleuStatistic
+from idcbench.metrics.cider import CiderDStatistic
+from idcbench.metrics.meteor import MeteorStatistic
 
 WORDS = ("the a red blue green cube sphere cylinder moved changed its color to was added removed there is no change "
          "small large metal rubber").split()

@@ -299,7 +299,9 @@ def test_published_data_matches_the_reference_tables():
 # ------------------------------------------------------------------------ real scorer rows (integration)
 @pytest.mark.java
 def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
-    scoring = pytest.importorskip("idcbench.scoring")
+    from idcbench import scoring
+    from idcbench.metrics import reference
+
     ex = clevr_like(80, seed=3)
     preds = {eid: (refs[0].upper() + "." if k % 3 else "The cube, it moved!") for k, (eid, refs, _) in enumerate(ex)}
     refs = {e[0]: e[1] for e in ex}
@@ -324,7 +326,7 @@ def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
             assert got[0] * 100 == pytest.approx(info.value(metric, subset), rel=1e-12)
             rows = [s for s in sorted(samples, key=lambda s: s["id"]) if s["id"] in set(ids)]
             for r in range(1, len(idx)):
-                want = scoring.rescore([rows[i] for i in idx[r]], [metric])[metric]
+                want = reference.rescore([rows[i] for i in idx[r]], [metric])[metric]
                 assert got[r] == pytest.approx(want, rel=1e-12)
 
 

@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from idcbench.scoring import DEFAULT_METRICS, load_samples, rescore, save_report, score
+from idcbench.metrics.reference import rescore
+from idcbench.scoring import DEFAULT_METRICS, load_samples, save_report, score
 
 pytestmark = pytest.mark.java
 

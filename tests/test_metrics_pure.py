@@ -13,7 +13,7 @@ from pycocoevalcap.rouge.rouge import Rouge, my_lcs
 
 from idcbench.metrics import bleu, meteor, rouge
 from idcbench.metrics.cider import CiderD
-from idcbench.scoring import rescore
+from idcbench.metrics.reference import rescore
 
 VOCAB = "a the red blue cube sphere moved changed to left of is no there change -lrb- -rrb- n't 's |||".split()
 

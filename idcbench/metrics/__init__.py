@@ -1,107 +1,116 @@
-"""Caption metrics (COCO metrics, SPICE, BERTScore). Importing registers them in `METRICS`.
+"""Caption metrics: each is one `Metric` object in `idcbench.registry.METRICS` (see `idcbench.metrics.base`).
 
-Each entry is a `MetricSpec`; `idcbench.scoring.score` computes them together (one tokenization, one METEOR
-process). Values are on pycocoevalcap's 0-1 scale (CIDEr-D as is); reports show them x100.
+Importing this package imports every module in it, and each registers its metrics: a new metric is a new file here
+(or a `register` call in a plugin or a test). Names are looked up in any case, with or without ``-`` / ``_``
+(``cider``, ``Bleu_4``, ``rouge``); ``bleu`` means BLEU-1..4 and ``BERTScore[<model>]`` a BERTScore with that model.
+Values are on pycocoevalcap's 0-1 scale (CIDEr-D as is); reports show them x100.
 
->>> from idcbench.registry import METRICS
->>> METRICS.get("CIDEr").name
-'CIDEr-D'
->>> [canonical_name(n) for n in ("cider", "Rouge", "bleu_4", "meteor", "spice", "CIDER-D", "nosuch")]
-['CIDEr-D', 'ROUGE-L', 'BLEU-4', 'METEOR', 'SPICE', 'CIDEr-D', None]
+>>> get("cider").name, get("Bleu_4").name, get("BERTScore").name
+('CIDEr-D', 'BLEU-4', 'BERTScore[all-MiniLM-L6-v2]')
+>>> resolve_metrics(["CIDEr", "BLEU"])
+['BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'CIDEr-D']
 >>> too_small("CIDEr-D", 1) is not None, too_small("CIDEr-D", 2), too_small("BLEU-4", 1)
 (True, None, None)
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
+import importlib
+import pkgutil
+from typing import Sequence
 
 from idcbench.errors import UserError
-from idcbench.metrics._java import SCORER_JAVA, SPICE_JAVA
+from idcbench.metrics.base import Corpus, Metric, MetricUnavailable, Scores
 from idcbench.registry import METRICS
 
+__all__ = ["Corpus", "Metric", "MetricUnavailable", "Scores", "register", "get", "resolve", "resolve_metrics",
+           "canonical_name", "metric_name", "too_small", "DEFAULT_METRICS", "GROUPS"]
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """A corpus-level caption metric. `kind` says how it is computed and how a resample is rescored."""
-
-    name: str
-    kind: str  # "bleu", "meteor", "rouge", "cider", "spice", "bertscore"
-    higher_is_better: bool = True
-    default: bool = True
-    version: str = "pycocoevalcap 1.2"
-    min_examples: int = 1  # a corpus of fewer examples gives a number that says nothing about the captions
-    why_min_examples: str = ""  # why, in a sentence (tables print it as the footnote of the cells they leave out)
+# names that stand for several metrics (folded: lower case, no "-", "_" or spaces)
+_BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
+GROUPS: dict[str, tuple[str, ...]] = {"bleu": _BLEU, "bleun": _BLEU}
 
 
-_SPELLINGS: dict[str, str] = {}  # folded spelling -> registered name
+def register(metric: Metric) -> Metric:
+    """Add `metric` to `METRICS` under its name and aliases (looked up in any case, with or without ``-``/``_``)."""
+    return METRICS.add(metric.name, metric, description=metric.description, aliases=metric.aliases)
 
 
-def _fold(name: str) -> str:
-    return "".join(c for c in name.lower() if c not in "-_ ")
+def get(name: str) -> Metric:
+    """The metric `name` means (any spelling, ``BERTScore[<model>]`` included); unknown: a `UserError` with "did you
+    mean".
 
-
-def canonical_name(name: str) -> str | None:
-    """The registered metric that `name` means in any case, with or without ``-`` / ``_`` (``cider``, ``Bleu_4``,
-    ``rouge``); None when there is none. Group names (``bleu`` = BLEU-1..4) are `idcbench.scoring.resolve_metrics`'."""
-    return _SPELLINGS.get(_fold(name))
-
-
-def metric_name(name: str) -> str:
-    """`canonical_name`, or a `UserError` with the closest names ("did you mean").
-
-    >>> metric_name("cidr")
+    >>> get("cidr")
     Traceback (most recent call last):
     ...
     idcbench.errors.UserError: unknown metric 'cidr'; did you mean 'CIDEr-D'? (known: ...)
     """
-    found = canonical_name(name)
-    if found is not None:
-        return found
-    close = difflib.get_close_matches(_fold(name), list(_SPELLINGS), n=3, cutoff=0.6)
-    hint = " or ".join(repr(m) for m in dict.fromkeys(_SPELLINGS[c] for c in close))
-    known = ", ".join(dict.fromkeys(_SPELLINGS.values()))
-    raise UserError(f"unknown metric {name!r}{f'; did you mean {hint}?' if hint else ''} (known: {known}; "
-                    "bleu = BLEU-1..4, any case)")
+    return METRICS.get(name)
+
+
+def canonical_name(name: str) -> str | None:
+    """The registered metric `name` means, or None."""
+    return get(name).name if name in METRICS else None
+
+
+def metric_name(name: str) -> str:
+    """The registered metric `name` means; unknown: a `UserError` with "did you mean"."""
+    return get(name).name
+
+
+def resolve(names: Sequence[str] | None) -> list[Metric]:
+    """The metrics of a ``--metrics`` list (comma-separated or repeated; any case; ``bleu`` = BLEU-1..4,
+    ``default``/``coco`` = the default set; None: the default set), with the metrics they are computed from, in
+    table order. Every command resolves its metric names here."""
+    if names is None:
+        return [get(n) for n in DEFAULT_METRICS]
+    out: dict[str, Metric] = {}
+    for raw in names:
+        for name in (n.strip() for n in str(raw).split(",")):
+            if not name:
+                continue
+            key = "".join(c for c in name.lower() if c not in "-_ ")
+            group = DEFAULT_METRICS if key in ("default", "coco") else GROUPS.get(key)
+            for metric in [get(n) for n in group] if group else [get(name)]:
+                for needed in (*metric.requires, metric.name):
+                    out.setdefault(needed, get(needed) if needed != metric.name else metric)
+    if not out:
+        raise UserError(f"--metrics {','.join(map(str, names))!r}: no metric names; give e.g. --metrics CIDEr-D,BLEU "
+                        "(or leave it out for the default set)")
+    return sorted(out.values(), key=lambda m: m.order)
+
+
+def resolve_metrics(names: Sequence[str] | None) -> list[str]:
+    """The names of `resolve(names)`.
+
+    >>> resolve_metrics(["bleu,meteor,rouge,cider", "spice"])
+    ['BLEU-1', 'BLEU-2', 'BLEU-3', 'BLEU-4', 'METEOR', 'ROUGE-L', 'CIDEr-D', 'SPICE']
+    """
+    return [m.name for m in resolve(names)]
 
 
 def too_small(metric: str, n: int | None) -> str | None:
-    """Why `n` examples are too few to score `metric` on (one sentence), or None when they are enough (or `metric` or
-    `n` is unknown). Tables show such a score as a mark with this footnote, never as the number.
+    """Why `n` examples are too few to score `metric` on (one sentence), or None when they are enough (or `metric` is
+    unknown). Tables show such a score as a mark with this footnote, never as the number.
 
     >>> print(too_small("cider", 1))
     CIDEr-D needs at least 2 examples: its n-gram weights are idf = log(N / df) over the N examples scored \
 together, so with N = 1 every n-gram has df = N, every weight is 0 and any caption scores 0
     """
-    name = canonical_name(metric.split("[")[0])
-    if name is None or n is None:
-        return None
-    spec = METRICS.get(name)
-    if n >= spec.min_examples:
-        return None
-    return f"{spec.name} needs at least {spec.min_examples} examples: {spec.why_min_examples}"
+    return get(metric).too_small(n) if metric in METRICS else None
 
 
-def _add(spec: MetricSpec, aliases: tuple[str, ...] = (), *, description: str) -> None:
-    METRICS.add(spec.name, spec, aliases=aliases, description=description)
-    for spelling in (spec.name, *aliases):
-        _SPELLINGS[_fold(spelling)] = spec.name
+def _fold(name: str) -> str:
+    """How metric names are compared: any case, without ``-``, ``_`` and spaces (a ``[model]`` part as written)."""
+    base, bracket, rest = name.partition("[")
+    return "".join(c for c in base.lower() if c not in "-_ ") + bracket + rest
 
 
-for _n in range(1, 5):
-    _add(MetricSpec(f"BLEU-{_n}", "bleu"), (f"Bleu_{_n}", f"BLEU{_n}", f"B{_n}"),
-         description=f"BLEU-{_n}, corpus level, closest reference length (pycocoevalcap 1.2, PTB tokens)")
-_add(MetricSpec("METEOR", "meteor", version="meteor-1.5 (pycocoevalcap 1.2), -l en -norm"),
-     description=f"METEOR 1.5 aggregate from summed statistics (pycocoevalcap's jar, one process; {SCORER_JAVA.text})")
-_add(MetricSpec("ROUGE-L", "rouge"), ("ROUGE_L", "ROUGE"),
-     description="ROUGE-L, beta 1.2, mean over images (pycocoevalcap 1.2)")
-_add(MetricSpec("CIDEr-D", "cider", min_examples=2,
-                 why_min_examples="its n-gram weights are idf = log(N / df) over the N examples scored together, "
-                 "so with N = 1 every n-gram has df = N, every weight is 0 and any caption scores 0"),
-     ("CIDEr", "CIDER"),
-     description="CIDEr-D (pycocoevalcap's CIDEr), document frequencies from the scored corpus")
-_add(MetricSpec("SPICE", "spice", default=False, version="spice-1.0 (pycocoevalcap 1.2)"),
-     description=f"SPICE; needs CoreNLP 3.6.0 jars in $IDCBENCH_SPICE_LIB and {SPICE_JAVA.text} (opt-in)")
-_add(MetricSpec("BERTScore", "bertscore", default=False, version="bert-score"),
-     description="BERTScore F1, default all-MiniLM-L6-v2 offline; BERTScore[<model>] for another (opt-in)")
+METRICS.fold = _fold
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_") and _module.name not in ("base", "reference"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+# the COCO caption metrics of every IDC paper (pycocoevalcap's set without SPICE, which needs CoreNLP)
+DEFAULT_METRICS: tuple[str, ...] = tuple(m.name for m in sorted(
+    (METRICS.get(n) for n in METRICS.names()), key=lambda m: m.order) if m.default)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Sequence
 
 from idcbench.errors import UserError
+from idcbench.metrics.base import Corpus, Metric, MetricUnavailable, Scores
+from idcbench.registry import METRICS
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 PREFIX = "BERTScore"
@@ -96,3 +98,33 @@ def score(hyps: Sequence[str], refs: Sequence[Sequence[str]], model: str | None 
         "device": device,
     }
     return values, info
+
+
+class BertScore(Metric):
+    """BERTScore F1 with one model (its own column: ``BERTScore[<model>]``), the mean over the subset's images;
+    opt-in. Scores the raw captions (its own tokenizer)."""
+
+    order, tokens, mean_of_samples, version = 9.0, False, True, "bert-score"
+
+    def __init__(self, model: str | None = None):
+        self.model = model  # a bert-score model name or a local folder; None: the bundled MiniLM
+        self.name = metric_name(model)
+        self.description = (f"BERTScore F1, default {DEFAULT_MODEL} offline; {PREFIX}[<model>] for another "
+                            "(opt-in)")
+
+    def score(self, corpus: Corpus, done=None) -> Scores:
+        import numpy as np
+
+        corpus.progress(self.name, 0, 1)
+        try:
+            values, meta = score(corpus.hyps_raw, corpus.refs_raw, self.model)
+        except (UserError, OSError, ImportError) as e:
+            raise MetricUnavailable(str(e).split("\n")[0]) from None
+        arr = np.array(values)
+        corpus.progress(self.name, 1, 1)
+        return Scores(corpus.each_subset(lambda members: np.mean(arr[members])), values, {}, meta)
+
+
+METRICS.add(PREFIX, BertScore(), description=BertScore().description, aliases=())
+METRICS.add_scheme(PREFIX, lambda model: BertScore(model or None), brackets=True, argument="MODEL",
+                   description="BERTScore F1 with that model (a bert-score model name or a local folder; opt-in)")

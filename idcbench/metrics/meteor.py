@@ -28,7 +28,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from idcbench.errors import UserError
-from idcbench.metrics._java import LOCALE_FLAGS, java_executable, meteor_jar, require_jar
+from idcbench.metrics import register
+from idcbench.metrics._java import LOCALE_FLAGS, SCORER_JAVA, java_executable, meteor_jar, require_jar
+from idcbench.metrics.base import Corpus, Metric, Scores, row_stats
 
 STATS_LENGTH = 23
 # meteor-1.5 `-l en -norm` defaults (its header: "Weights: 1.0 0.6 0.8 0.6", "Parameters: 0.85 0.2 0.6 0.75").
@@ -351,3 +353,54 @@ def aggregate(totals: Sequence[float] | np.ndarray) -> float | np.ndarray:
         score = fmean * (one - penalty)
     score = np.where(np.isnan(score), 0.0, np.maximum(score, 0.0))
     return float(score) if arr.ndim == 1 else score
+
+
+class Meteor(Metric):
+    """METEOR 1.5: the jar's aggregate of each subset's summed statistics; per-sample segment scores; the
+    statistics lines kept per sample (``stats.meteor``) rescore any resample without Java."""
+
+    name, order, default, column = "METEOR", 5.0, True, True
+    description = f"METEOR 1.5 aggregate from summed statistics (pycocoevalcap's jar, one process; {SCORER_JAVA.text})"
+    version = "meteor-1.5 (pycocoevalcap 1.2), -l en -norm"
+    collect_last = True
+    keeps = ("meteor",)
+
+    def start(self, corpus: Corpus) -> None:
+        process = corpus.shared("meteor", MeteorProcess)  # the JVM loads while the other metrics work
+        process.submit(*corpus.tokens)
+
+    def score(self, corpus: Corpus, done=None) -> Scores:
+        process = corpus.shared("meteor", MeteorProcess)
+        lines = process.collect(lambda d, t: corpus.progress(self.name, d, t))
+        scored = [s for s, members in corpus.subsets.items() if members]
+        seg_scores, aggs = process.evaluate(lines, [corpus.subsets[s] for s in scored])
+        return Scores(dict(zip(scored, aggs)), seg_scores, {"meteor": lines},
+                      {"implementation": "meteor-1.5.jar from pycocoevalcap 1.2, -l en -norm, one process",
+                       "aggregate": "the jar's EVAL aggregate of each subset's statistics lines",
+                       "tokenizer": "PTB (stanford-corenlp-3.4.1)"})
+
+    def statistic(self, rows):
+        lines = row_stats(rows, "meteor")
+        if lines is None or not all(isinstance(x, (str, list, tuple)) for x in lines):
+            return None
+        try:
+            return MeteorStatistic(lines)
+        except ValueError:
+            return None
+
+
+class MeteorStatistic:
+    """METEOR 1.5's corpus score of a batch of resamples from per-example sufficient statistics (what the jar's
+    ``EVAL`` prints last): `aggregate` of the resample's summed `summable` rows."""
+
+    def __init__(self, stats: Sequence[str | Sequence[float]]):
+        self.table = summable_table(stats).astype(np.int64)
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        from idcbench.bootstrap import counts
+
+        totals = (counts(idx, len(self.table)) @ self.table).astype(np.float64)  # (B, 23), exact integer sums
+        return aggregate(totals)
+
+
+register(Meteor())

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
+from idcbench.metrics import register
+from idcbench.metrics.base import Corpus, Metric, Scores
+
 BETA = 1.2
 
 
@@ -49,3 +54,21 @@ def rouge_l(hyp: str, refs: Sequence[str]) -> float:
     if prec_max != 0 and rec_max != 0:
         return ((1 + BETA**2) * prec_max * rec_max) / float(rec_max + BETA**2 * prec_max)
     return 0.0
+
+
+class RougeL(Metric):
+    """ROUGE-L: the mean of the per-image values over the subset (so its bootstrap is a mean too)."""
+
+    name, aliases, order, default, column = "ROUGE-L", ("ROUGE_L", "ROUGE", "RougeL"), 6.0, True, True
+    description = "ROUGE-L, beta 1.2, mean over images (pycocoevalcap 1.2)"
+    mean_of_samples = True
+
+    def score(self, corpus: Corpus, done=None) -> Scores:
+        values = np.array([rouge_l(h, r) for h, r in zip(*corpus.tokens)])
+        corpus.progress(self.name, 1, 1)
+        return Scores(corpus.each_subset(lambda members: np.mean(values[members])), values.tolist(), {},
+                      {"implementation": "idcbench (bit-identical to pycocoevalcap 1.2 rouge.py)", "beta": BETA,
+                       "tokenizer": "PTB (stanford-corenlp-3.4.1)"})
+
+
+register(RougeL())

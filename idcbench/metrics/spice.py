@@ -20,7 +20,9 @@ from typing import Sequence
 import numpy as np
 
 from idcbench.errors import UserError
+from idcbench.metrics import register
 from idcbench.metrics._java import LOCALE_FLAGS, SPICE_JAVA, java_major_version, spice_jar
+from idcbench.metrics.base import Corpus, Metric, MetricUnavailable, Scores
 
 ENV = "IDCBENCH_SPICE_LIB"
 JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
@@ -106,3 +108,30 @@ def score(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, lib: str | Path
     values = [by_id.get(i, float(np.nan)) for i in range(len(hyps))]
     return values, {"jar": "spice-1.0.jar (pycocoevalcap 1.2)", "corenlp": "3.6.0", "java": how,
                     "value": "mean over images of scores['All']['f']"}
+
+
+class Spice(Metric):
+    """SPICE F-score, the mean over the subset's images; opt-in (it needs CoreNLP 3.6.0 and Java 8-15)."""
+
+    name, order, column = "SPICE", 8.0, True
+    description = f"SPICE; needs CoreNLP 3.6.0 jars in ${ENV} and {SPICE_JAVA.text} (opt-in)"
+    version = "spice-1.0 (pycocoevalcap 1.2)"
+    mean_of_samples = True
+
+    def score(self, corpus: Corpus, done=None) -> Scores:
+        ok, why = status()
+        if not ok:
+            raise MetricUnavailable(why)
+        corpus.progress(self.name, 0, 1)
+        try:
+            values, meta = score(*corpus.tokens)
+        except UserError as e:
+            raise MetricUnavailable(str(e)) from None
+        arr = np.array(values)
+        # pycocoevalcap averages in sorted-id order
+        mean = corpus.each_subset(lambda members: np.mean(arr[sorted(members, key=lambda j: corpus.ids[j])]))
+        corpus.progress(self.name, 1, 1)
+        return Scores(mean, values, {}, meta)
+
+
+register(Spice())

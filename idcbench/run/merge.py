@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from idcbench.scoring import COCO_ORDER, METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
+from idcbench.registry import METRICS
+from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
 
 
 @dataclass
@@ -58,8 +59,9 @@ def held_scores(run_dir: Path, spec_hash: str, predictions: Mapping[str, str] | 
 
 
 def _ordered(values: Mapping[str, Any]) -> dict[str, Any]:
-    order = {m: i for i, m in enumerate(COCO_ORDER)}
-    return {m: values[m] for m in sorted(values, key=lambda m: (order.get(m, len(order)), m))}
+    from idcbench.metrics import get
+
+    return {m: values[m] for m in sorted(values, key=lambda m: (get(m).order if m in METRICS else 1e9, m))}
 
 
 def merge_metrics(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

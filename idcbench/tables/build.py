@@ -12,7 +12,9 @@ from typing import Any, Callable, Mapping, Sequence
 from idcbench import bootstrap as bs
 from idcbench.data import CHANGE_TYPES
 from idcbench.errors import UserError
-from idcbench.tables.model import KINDS, MAIN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes
+from idcbench.tables.model import (
+    KINDS, PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes, is_column, metric_order,
+)
 from idcbench.tables.runs import Group, RunInfo, discover_runs, group_runs, metric_columns
 from idcbench.tables.stats import Stats, group_cell, paired_p_value
 
@@ -125,9 +127,10 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
     runs = [r for g in groups for r in g.runs]
     pub = published(dataset) if published_rows and split == "test" else []
     cols = metric_columns(runs, "total")
-    for m in MAIN_METRICS:  # published columns shown even if no measured run has them
-        if m not in cols and any(p.value(m) is not None for p in pub):
-            cols.insert(min(MAIN_METRICS.index(m), len(cols)), m)
+    published_cols = {m for p in pub for m, v in p.subsets.get("total", {}).items() if v is not None and is_column(m)}
+    if published_cols - set(cols):  # published columns shown even if no measured run has them
+        metrics = sorted(set(c for c in cols if c not in RETRIEVAL_COLUMNS) | published_cols, key=metric_order)
+        cols = metrics + [c for c in cols if c in RETRIEVAL_COLUMNS]
     tables = []
     rows = [_measured_row(g, cols, "total", cache, resamples, seed, reports) for g in groups]
     if progress:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from idcbench.errors import UserError, read_json
 from idcbench.scoring import METRICS_FILE
-from idcbench.tables.model import MAIN_METRICS, RETRIEVAL_COLUMNS, config_labels
+from idcbench.tables.model import RETRIEVAL_COLUMNS, config_labels, is_column, metric_order
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,8 @@ def group_runs(runs: Iterable[RunInfo]) -> list[Group]:
 
 
 def metric_columns(runs: Iterable[RunInfo], subset: str = "total") -> list[str]:
-    """Columns present in any run: the main COCO metrics, BERTScore[...] variants, then retrieval R@1."""
+    """Columns present in any run: the metrics that are table columns (`is_column`: BLEU-4, METEOR, ROUGE-L,
+    CIDEr-D, SPICE, BERTScore[...], ...) in their order, then retrieval R@1."""
     runs = list(runs)
     present = set()
     for r in runs:
@@ -168,7 +169,6 @@ def metric_columns(runs: Iterable[RunInfo], subset: str = "total") -> list[str]:
         present.update(k for k, v in (sub.get("metrics") or {}).items() if v is not None)
         if subset == "total":
             present.update(k for k, v in (r.metrics.get("retrieval") or {}).items() if v is not None)
-    cols = [m for m in MAIN_METRICS if m in present]
-    cols += sorted(m for m in present if m.startswith("BERTScore"))
+    cols = sorted((m for m in present if is_column(m)), key=metric_order)
     cols += [m for m in RETRIEVAL_COLUMNS if m in present]
     return cols

@@ -20,7 +20,7 @@ import numpy as np
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
 from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE, load_samples
-from idcbench.tables.model import KINDS, MEAN_METRICS, PRIMARY, RETRIEVAL_COLUMNS, Cell, metric_cell
+from idcbench.tables.model import KINDS, PRIMARY, RETRIEVAL_COLUMNS, Cell, metric_cell
 from idcbench.tables.runs import Group, RunInfo
 
 
@@ -36,55 +36,15 @@ def subset_rows(samples: Sequence[Mapping[str, Any]], subset: str) -> list[int] 
     return hits or None
 
 
-def _stats(sample: Mapping[str, Any]) -> Mapping[str, Any]:
-    return sample.get("stats") or {}
-
-
-def _tokens(sample: Mapping[str, Any]) -> tuple[str, list[str]] | None:
-    """PTB-tokenised hypothesis and references of a sample (``stats.hyp`` / ``stats.refs``), if present."""
-    st = _stats(sample)
-    hyp, refs = st.get("hyp"), st.get("refs")
-    if isinstance(hyp, str) and isinstance(refs, list) and refs:
-        return hyp, [str(r) for r in refs]
-    return None
-
-
 def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.Statistic | None:
-    """A vectorised bootstrap statistic (0-1 scale) of `metric` over these samples, or None if they lack the data.
+    """The metric's vectorised bootstrap statistic (0-1 scale) over these samples (`idcbench.metrics.Metric.statistic`),
+    or None if they lack the data it needs (or `metric` is not known here)."""
+    from idcbench.metrics import get
+    from idcbench.registry import METRICS
 
-    Means of per-example scores for ROUGE-L, SPICE and BERTScore; BLEU from per-example counts; CIDEr-D and
-    METEOR recomputed from tokens / METEOR statistics (`idcbench.bootstrap_metrics`). The rows that `save_report`
-    writes carry all of these; rows without them (or SPICE / BERTScore without per-sample scores) get no interval.
-    """
-    from idcbench import bootstrap_metrics as bm
-
-    if not samples:
+    if not samples or metric not in METRICS:
         return None
-    if metric in MEAN_METRICS or metric.startswith("BERTScore"):
-        vals = [(s.get("scores") or {}).get(metric) for s in samples]
-        if any(v is None for v in vals):
-            return None
-        return bs.MeanStatistic(vals)
-    if metric.startswith("BLEU-"):
-        order = int(metric.split("-")[1])
-        rows = [_stats(s).get("bleu") for s in samples]
-        if all(isinstance(r, (list, tuple)) and len(r) == 10 for r in rows):
-            return bm.BleuStatistic.from_counts(np.asarray(rows), order)
-        toks = [_tokens(s) for s in samples]
-        if all(t is not None for t in toks):
-            return bm.BleuStatistic([t[0] for t in toks], [t[1] for t in toks], order)
-    elif metric == "CIDEr-D":
-        toks = [_tokens(s) for s in samples]
-        if all(t is not None for t in toks):
-            return bm.CiderDStatistic([t[0] for t in toks], [t[1] for t in toks])
-    elif metric == "METEOR":
-        lines = [_stats(s).get("meteor") for s in samples]
-        if all(isinstance(x, (str, list, tuple)) for x in lines):
-            try:
-                return bm.MeteorStatistic(lines)
-            except ValueError:
-                pass
-    return None
+    return get(metric).statistic(samples)
 
 
 def load_retrieval_ranks(run_dir: Path) -> list[dict] | None:

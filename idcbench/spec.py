@@ -33,7 +33,7 @@ HASH_CHARS = 16
 # Config keys that are decoding settings; they are part of the config (hence hashed) and also listed on their own.
 DECODING_KEYS = (
     "decoding", "beam_size", "num_beams", "max_len", "max_length", "max_words", "length_penalty",
-    "temperature", "top_k", "top_p", "min_len", "repetition_penalty",
+    "temperature", "top_k", "top_p", "min_len", "repetition_penalty", "max_new_tokens", "min_new_tokens",
 )
 
 

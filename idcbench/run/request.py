@@ -159,7 +159,7 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
     config = json.loads(canonical_json(model_spec.family.resolve_config(config, TrainData.of(dataset))))
     runtime = {k: config.pop(k) for k in sorted(model_spec.family.runtime_keys) if k in config}
     checkpoint = None if req.init is None else file_sha256(Path(req.init))
-    train = req.init is None and bool(getattr(model_spec.family, "trainable", True))
+    train = req.init is None and model_spec.family.trains(config)
     train_manifest = None
     if train:
         if "train" not in dataset.splits():

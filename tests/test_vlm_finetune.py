@@ -446,3 +446,22 @@ def test_torchrun_two_processes_end_with_the_same_adapter(tiny_vlm, shapes_root,
     assert (two / "predictions.jsonl").read_bytes() == (one / "predictions.jsonl").read_bytes()
     steps = lambda d: [(r["step"], r["tokens"]) for r in _log(d / "train", "train_log.jsonl")]  # noqa: E731
     assert steps(one) == steps(two)
+
+
+def test_gpu_benchmark_dry_run_measures_every_part(tmp_path, capsys):
+    """benchmarks/vlm_finetune_gpu.py --dry-run: LoRA steps, merged-model captions and full fine-tuning steps all run
+    through `TransformersVLM.fit` / `caption` with tiny sizes on the CPU, and the table and JSON hold them."""
+    import runpy
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "vlm_finetune_gpu.py"
+    main = runpy.run_path(str(bench))["main"]
+    assert main(["--dry-run", "--out", str(tmp_path / "bench.json")]) == 0
+    result = json.loads((tmp_path / "bench.json").read_text())
+    lora, captions, full = result["rows"]
+    assert [r["part"][:3] for r in result["rows"]] == ["(a)", "(b)", "(c)"]
+    assert all(r["seconds"] > 0 and r["rate"] > 0 for r in result["rows"])
+    assert (lora["unit"], captions["unit"], full["unit"]) == ("steps/s", "captions/s", "steps/s")
+    assert lora["micro_batch"] * lora["accumulation"] == lora["batch"] and lora["accumulation"] == 2
+    assert 0 < lora["trainable_params"] < full["trainable_params"] <= result["parameters"]
+    assert result["prompt_tokens"] > 0 and lora["caption_tokens_per_pair"] > 1
+    assert "| (a) lora fine-tuning | 4 | 2 x 2 |" in capsys.readouterr().out

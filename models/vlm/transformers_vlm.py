@@ -188,6 +188,9 @@ class TransformersVLM(PromptedCaptioner):
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         torch.manual_seed(seed)
         model = apply_recipe(model, self.config).to(self.device)
+        for p in model.parameters():  # AdamW on float32 copies: bf16 ones would round small updates away
+            if p.requires_grad and p.dtype != torch.float32:  # (PEFT's modules_to_save copies of a bf16 base)
+                p.data = p.data.float()
         model.train()
         self._model, self._trained = model, True
         return model

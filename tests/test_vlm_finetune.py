@@ -465,3 +465,18 @@ def test_gpu_benchmark_dry_run_measures_every_part(tmp_path, capsys):
     assert 0 < lora["trainable_params"] < full["trainable_params"] <= result["parameters"]
     assert result["prompt_tokens"] > 0 and lora["caption_tokens_per_pair"] > 1
     assert "| (a) lora fine-tuning | 4 | 2 x 2 |" in capsys.readouterr().out
+
+
+def test_training_from_a_saved_adapter_continues_it(tiny_vlm, dataset, tmp_path):
+    """A model loaded from a LoRA folder (what `--init DIR --train` starts from) trains that adapter further: its
+    trainable weights start as the saved ones, not as a fresh LoRA initialisation."""
+    from idcbench.models.vlm.transformers_vlm import TransformersVLM
+
+    first = _fit(_model(tiny_vlm, dataset, max_steps=2), dataset, tmp_path / "first")
+    first.save(tmp_path / "saved")
+    saved = _trainable(first)
+    loaded = TransformersVLM.load(tmp_path / "saved")
+    start = {n: p.detach().clone() for n, p in loaded.training_model(seed=9).named_parameters() if p.requires_grad}
+    assert start.keys() == saved.keys() and all(torch_equal(start[k], saved[k]) for k in saved)
+    fresh = _model(tiny_vlm, dataset).training_model(seed=9)
+    assert not all(torch_equal(p, saved[n]) for n, p in fresh.named_parameters() if p.requires_grad)

@@ -78,13 +78,14 @@ def save_finetuned(model: Any, processor: Any, directory: Path, base: str) -> No
     processor.save_pretrained(target)
 
 
-def attach_adapter(base_model: Any, directory: Path, *, merge: bool) -> Any:
-    """`base_model` with the adapter in `directory` (inference mode); folded into the weights when `merge`."""
+def attach_adapter(base_model: Any, directory: Path, *, merge: bool, trainable: bool = False) -> Any:
+    """`base_model` with the adapter in `directory` (inference mode unless `trainable`); folded into the weights when
+    `merge`."""
     from peft import PeftModel
 
     try:
         with peft_quietly():
-            model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=False)
+            model = PeftModel.from_pretrained(base_model, str(directory), is_trainable=trainable)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         first = " ".join(str(e).split())[:300]
         raise UserError(f"{directory}: the adapter does not load onto this base model ({type(e).__name__}: "

@@ -201,7 +201,7 @@ class FineTuner:
         mine = self.val[self.rank::self.world]
         captions: dict[str, str] = {}
         batch = int(self.vlm.config["micro_batch_size"])
-        with self.vlm.greedy():
+        with self.vlm.greedy(), self.vlm.autocast():
             for i in range(0, len(mine), batch):
                 chunk = mine[i:i + batch]
                 captions.update({e.id: str(c) for e, c in zip(chunk, self.vlm.caption([e.pair for e in chunk]))})

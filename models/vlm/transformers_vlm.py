@@ -157,7 +157,10 @@ class TransformersVLM(PromptedCaptioner):
             raise UserError(f"model={model_id}: {source} does not load as an image-text-to-text model "
                             f"({type(e).__name__}: {first})") from None
         if kind == "lora":
-            model = attach_adapter(model, self.checkpoint, merge=bool(self.config["merge_lora"]))
+            # training a LoRA recipe from an adapter continues that adapter; any other use folds it in or keeps it
+            resume = training and self.config["finetune"] == "lora"
+            merge = not resume and (training or bool(self.config["merge_lora"]))
+            model = attach_adapter(model, self.checkpoint, merge=merge, trainable=resume)
         if self.config["device_map"] is None:
             model.to(self.device)
         model.eval()
@@ -175,7 +178,9 @@ class TransformersVLM(PromptedCaptioner):
     # ---------------------------------------------------------------------------------------------- fine-tuning
     def training_model(self, seed: int) -> Any:
         """The base model with the recipe applied (fresh LoRA adapters drawn after seeding torch with `seed`, or
-        every weight trainable but the frozen ones), on this model's device, in train mode."""
+        every weight trainable but the frozen ones), on this model's device, in train mode. A model loaded from a
+        fine-tuned folder (``--init DIR --train``) starts from those weights: a LoRA recipe continues the adapter
+        (its own rank and targets), a full one trains the full weights or the base with the adapter merged in."""
         import torch
 
         self._load(training=True)
@@ -187,7 +192,9 @@ class TransformersVLM(PromptedCaptioner):
             else:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         torch.manual_seed(seed)
-        model = apply_recipe(model, self.config).to(self.device)
+        if not hasattr(model, "peft_config"):  # an adapter loaded from `checkpoint` keeps training as it is
+            model = apply_recipe(model, self.config)
+        model = model.to(self.device)
         for p in model.parameters():  # AdamW on float32 copies: bf16 ones would round small updates away
             if p.requires_grad and p.dtype != torch.float32:  # (PEFT's modules_to_save copies of a bf16 base)
                 p.data = p.data.float()

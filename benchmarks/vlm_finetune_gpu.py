@@ -153,16 +153,21 @@ def fine_tune(cfg: dict, vlm_class, folder: Path, examples: list, workdir: Path,
                     raise Stop
 
         _reset(cfg)
+        out_of_memory = False
         try:
             vlm.fit(examples, [], FitContext(workdir=workdir / f"{recipe}-{micro}", device=cfg["device"],
                                              on_progress=progress))
         except Stop:
             pass
         except torch.cuda.OutOfMemoryError:
-            del vlm
-            _reset(cfg)
             if micro == 1:
                 raise
+            out_of_memory = True
+        if out_of_memory:  # outside the except block: its traceback no longer holds the model and optimizer
+            vlm._model = None
+            del vlm
+            _reset(cfg)
+            print(f"{recipe}: micro-batch {micro} ran out of memory; trying {micro // 2}", file=sys.stderr)
             micro //= 2
             continue
         seconds = stamps[-1] - stamps[cfg["warmup_steps"] - 1]
@@ -199,6 +204,9 @@ def merged_captions(cfg: dict, vlm, examples: list) -> dict:
 
 
 def _reset(cfg: dict) -> None:
+    import gc
+
+    gc.collect()
     if cfg["device"].startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -223,6 +231,7 @@ def run(cfg: dict) -> dict:
     lora, vlm = fine_tune(cfg, vlm_class, folder, examples, root / "train", "qwen2.5-vl-3b-lora")
     prompt_tokens = int(prompt_batch(vlm._processor, vlm.conversations([examples[0].pair]), {})["input_ids"].shape[1])
     captions = merged_captions(cfg, vlm, examples)
+    vlm._model = None
     del vlm
     _reset(cfg)
     full, vlm = fine_tune(cfg, vlm_class, folder, examples, root / "train", "qwen2.5-vl-3b-full")

@@ -448,11 +448,24 @@ def test_torchrun_two_processes_end_with_the_same_adapter(tiny_vlm, shapes_root,
     assert steps(one) == steps(two)
 
 
-def test_gpu_benchmark_dry_run_measures_every_part(tmp_path, capsys):
+def test_gpu_benchmark_dry_run_measures_every_part(tmp_path, capsys, monkeypatch):
     """benchmarks/vlm_finetune_gpu.py --dry-run: LoRA steps, merged-model captions and full fine-tuning steps all run
-    through `TransformersVLM.fit` / `caption` with tiny sizes on the CPU, and the table and JSON hold them."""
+    through `TransformersVLM.fit` / `caption` with tiny sizes on the CPU, and the table and JSON hold them; a
+    micro-batch that runs out of GPU memory (simulated for full fine-tuning's first) is halved, not fatal."""
     import runpy
 
+    import torch
+
+    from idcbench.models.vlm import finetune
+
+    step = finetune.FineTuner.step
+
+    def out_of_memory_once(self, *args):
+        if self.vlm.config["finetune"] == "full" and self.micro == 2:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return step(self, *args)
+
+    monkeypatch.setattr(finetune.FineTuner, "step", out_of_memory_once)
     bench = Path(__file__).resolve().parents[1] / "benchmarks" / "vlm_finetune_gpu.py"
     main = runpy.run_path(str(bench))["main"]
     assert main(["--dry-run", "--out", str(tmp_path / "bench.json")]) == 0
@@ -462,6 +475,7 @@ def test_gpu_benchmark_dry_run_measures_every_part(tmp_path, capsys):
     assert all(r["seconds"] > 0 and r["rate"] > 0 for r in result["rows"])
     assert (lora["unit"], captions["unit"], full["unit"]) == ("steps/s", "captions/s", "steps/s")
     assert lora["micro_batch"] * lora["accumulation"] == lora["batch"] and lora["accumulation"] == 2
+    assert (full["micro_batch"], full["accumulation"]) == (1, 4)  # halved from 2 after the simulated OOM
     assert 0 < lora["trainable_params"] < full["trainable_params"] <= result["parameters"]
     assert result["prompt_tokens"] > 0 and lora["caption_tokens_per_pair"] > 1
     assert "| (a) lora fine-tuning | 4 | 2 x 2 |" in capsys.readouterr().out

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from idcbench.data import Example, Pair
 from idcbench.distributed import barrier, is_distributed
 from idcbench.errors import UserError
-from idcbench.files import torch_save_atomic
+from idcbench.files import torch_save_atomic, write_atomic
 from idcbench.models.vlm.collate import caption_loss, completion_ids, end_token_ids, training_batch
 from idcbench.models.vlm.recipe import lr_factor, param_groups, trainable_names
 
@@ -111,11 +111,17 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _trim_log(path: Path, step: int) -> None:
-    """Drop the rows of steps after `step` (a resumed fit redoes them)."""
+    """Drop the rows of steps after `step` (a resumed fit redoes them) and a torn last line."""
     if not path.exists():
         return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(row + "\n" for row in rows))
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                rows.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue  # the line a kill cut short
+    write_atomic(path, "".join(row + "\n" for row in rows))
 
 
 def _append(path: Path, row: dict[str, Any]) -> None:
@@ -142,6 +148,7 @@ class FineTuner:
         self.total = min(epochs_total, int(self.cfg["max_steps"])) if self.cfg["max_steps"] else epochs_total
         self.warmup = int(round(float(self.cfg["warmup_ratio"]) * self.total))
         self._completions: dict[str, list[int]] = {}
+        self._order: tuple[int, list[int]] = (-1, [])
 
     # ---- data -------------------------------------------------------------------------------------------------
     def completion(self, caption: str) -> list[int]:
@@ -155,8 +162,10 @@ class FineTuner:
         return self._completions[caption]
 
     def step_units(self, epoch: int, index: int) -> list[int]:
+        if self._order[0] != epoch:
+            self._order = (epoch, epoch_order(len(self.units), self.ctx.seed, epoch))
         size = int(self.cfg["batch_size"])
-        return epoch_order(len(self.units), self.ctx.seed, epoch)[index * size:(index + 1) * size]
+        return self._order[1][index * size:(index + 1) * size]
 
     # ---- one optimizer step -----------------------------------------------------------------------------------
     def step(self, model: Any, opt: Any, params: list[Any], chosen: list[int]) -> tuple[float, int]:

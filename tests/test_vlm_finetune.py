@@ -207,6 +207,8 @@ def test_killed_fit_resumes_to_the_same_adapter(tiny_vlm, dataset, tmp_path):
         with pytest.raises(Killed):
             _fit(_model(tiny_vlm, dataset, lora=lora, **train), dataset, tmp_path / "killed", seed=3,
                  on_progress=kill_at(step))
+    with open(tmp_path / "killed" / "train_log.jsonl", "a") as f:
+        f.write('{"step": 6, "ep')  # a kill in the middle of a log line
     resumed = _fit(_model(tiny_vlm, dataset, lora=lora, **train), dataset, tmp_path / "killed", seed=3)
     a, b = _trainable(whole), _trainable(resumed)
     assert a.keys() == b.keys() and all(torch_equal(a[k], b[k]) for k in a)

@@ -137,6 +137,12 @@ class Captioner(ABC):
         so it is also where a missing weight or key fails; cheap (no weights are loaded). Default: unchanged."""
         return config
 
+    @classmethod
+    def trains(cls, config: Mapping[str, Any]) -> bool:
+        """Whether a run of this (resolved) config fits the model when no ``--init`` is given. Default: the class's
+        `trainable`; a family where it depends on the config (``vlm``'s ``finetune``) overrides this."""
+        return bool(cls.trainable)
+
     def bind_run(self, ctx: RunContext) -> None:
         """Called once before captioning in a run (never by `idcbench caption`). Default: nothing."""
 

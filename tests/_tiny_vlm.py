@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from _cli import free_port
 
@@ -42,39 +42,55 @@ CORPUS = [
 ]
 
 
-def build_tiny_vlm(folder: Path, seed: int = 0) -> Path:
-    """Save a tiny random Qwen2.5-VL (model, tokenizer, image processor, chat template) into `folder`."""
-    import torch
+def build_processor(corpus: Sequence[str] = CORPUS, *, vocab_size: int = 400, min_pixels: int = 56 * 56,
+                    max_pixels: int = 112 * 112):
+    """A Qwen2.5-VL processor: a byte-level BPE of `vocab_size` tokens trained on `corpus` (Qwen2-VL's special
+    tokens first, ids 0-6), Qwen2-VL's image processor bounded by `min_pixels` / `max_pixels`, and the chat template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor, Qwen2VLVideoProcessor,
-    )
+    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(CORPUS * 4, trainers.BpeTrainer(
-        vocab_size=400, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    bpe.train_from_iterator(list(corpus) * 4, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL}
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=112 * 112),
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels),
         tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN2_VL_TEMPLATE)
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
-                         bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"],
-                         pad_token_id=ids["<|endoftext|>"]),
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                           fullatt_block_indexes=[1], window_size=56),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+
+
+def qwen2_5_vl_config(tokenizer, *, text: dict, vision: dict, vocab_size: int | None = None):
+    """A Qwen2.5-VL config whose special token ids are `tokenizer`'s; `text` / `vision` give the sizes."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL}
+    return Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=vocab_size or len(tokenizer), **text, bos_token_id=ids["<|endoftext|>"],
+                         eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"]),
+        vision_config=vision, image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+
+
+TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 max_position_embeddings=4096,
+                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]})
+TINY_VISION = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+                   fullatt_block_indexes=[1], window_size=56)
+
+
+def build_tiny_vlm(folder: Path, seed: int = 0) -> Path:
+    """Save a tiny random Qwen2.5-VL (model, tokenizer, image processor, chat template) into `folder`."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    processor = build_processor()
+    tokenizer = processor.tokenizer
+    config = qwen2_5_vl_config(tokenizer, text=TINY_TEXT, vision=TINY_VISION)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.pad_token_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

@@ -103,7 +103,9 @@ def _overrides(family: str, tiny_vlm: Path, echo: str) -> dict:
         "DUDA": duda,
         "MostFrequent": {},
         "OpenAICompatible": {"base_url": echo, "model": "echo", "api_key_env": None, "concurrency": 2},
-        "TransformersVLM": {"model": str(tiny_vlm), "max_new_tokens": 4},  # a tiny model of a real architecture
+        # a tiny model of a real architecture; the fine-tuning variants (finetune: lora / full) train it 2 steps
+        "TransformersVLM": {"model": str(tiny_vlm), "max_new_tokens": 6, "micro_batch_size": 4,
+                            "train": {"max_steps": 2, "batch_size": 4, "val_max_pairs": 2}},
     }
     if family not in table:
         pytest.fail(f"{family}: say in _overrides how this family is built small and offline")
@@ -129,8 +131,11 @@ def test_captions_do_not_depend_on_test_labels(name, dataset, tiny_vlm, echo_ser
     assert spec.family.resolve_config(requested, TrainData.of(Blanked(dataset, "test"))) == config  # nothing pinned from test labels
     torch.manual_seed(0)
     model = spec.family(config)
+    assert model.trainable == spec.family.trains(config)  # what the runner reads to decide whether to train
     if model.trainable:
         model.fit(dataset.examples("train"), dataset.examples("val"), FitContext(workdir=tmp_path / "fit"))
+        if family == "TransformersVLM":  # it did fine-tune: the captions below come from the trained weights
+            assert (tmp_path / "fit" / "done").exists() and (tmp_path / "fit" / "val_log.jsonl").exists()
     seen = _captions(model, dataset, tmp_path / "labelled")
     blind = _captions(model, Blanked(dataset, "test"), tmp_path / "blanked")
     assert len(seen) == len(dataset.examples("test")) and seen == blind

@@ -150,7 +150,7 @@ def test_train_with_init_fine_tunes_from_the_checkpoint(tmp_path, capsys):
 def test_train_on_a_model_that_does_not_learn_is_refused(tiny_vlm, tmp_path):
     req = _request("vlm", tiny_vlm, tmp_path)
     req.train = True
-    with pytest.raises(UserError, match="--train: vlm does not learn"):
+    with pytest.raises(UserError, match="--train: vlm does not learn from data with this config"):
         prepare(req, device="cpu")
 
 

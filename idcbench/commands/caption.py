@@ -32,7 +32,8 @@ def load_captioner(model: str, init: Optional[str], overrides: dict):
     if init is not None and Path(init).expanduser().is_dir():
         spec = MODELS.get(model)
         return spec.family.load(Path(init).expanduser(), **overrides)
-    if init is None and not overrides.get("init") and getattr(MODELS.get(model).family, "trainable", True):
+    spec = MODELS.get(model)
+    if init is None and not overrides.get("init") and spec.family.trains(spec.full_config(overrides)):
         raise UserError(f"{model} learns its weights in training: pass --init CKPT (a checkpoint or a saved model "
                         f"folder), or give a run's model folder as MODEL (runs/<dataset>/{model}/<hash>/model)")
     if init is not None:

@@ -145,13 +145,14 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
     if req.limit is not None and req.limit < 1:
         raise UserError(f"--limit {req.limit}: must be at least 1")
     model_spec = model_spec_of(req.model)  # unknown model: "did you mean"
-    trainable = bool(getattr(model_spec.family, "trainable", True))
-    if req.train and not trainable:
-        raise UserError(f"--train: {req.model} does not learn from data (nothing to train); drop --train")
     metrics = resolve_metrics(req.metrics)  # unknown metric: "did you mean"
     check_config(req.model, model_spec.family, deep_merge(model_spec.config, req.config))
     # every default of the family too: a changed default is a new run (the whole config is hashed)
     config = json.loads(canonical_json(model_spec.full_config(req.config)))
+    trainable = model_spec.family.trains(config)  # e.g. `vlm` learns only with a `finetune` recipe
+    if req.train and not trainable:
+        raise UserError(f"--train: {req.model} does not learn from data with this config (nothing to train); "
+                        "drop --train")
     if req.init is not None and not Path(req.init).exists():
         raise UserError(f"--init {req.init}: checkpoint not found")
     # Only now the data: loading may be work (shapes is generated on first use).

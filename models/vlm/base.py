@@ -53,19 +53,12 @@ class PromptedCaptioner(Captioner):
     # ------------------------------------------------------------------------------------------------ run hooks
     @classmethod
     def resolve_config(cls, config: dict[str, Any], data: TrainData) -> dict[str, Any]:
-        out = dict(config)  # already whole (`Captioner.full_config`): every default is hashed
-        if out.get("instruction") is None:
-            out["instruction"] = instruction_for(data.dataset)
-        k = int(out.get("shots") or 0)
-        if k and out.get("shot_examples") is None:
-            if not data.has_train:
-                raise UserError(f"shots={k}: {data.dataset} has no train split to take in-context examples "
-                                "from; use shots=0")
-            out["shot_examples"] = choose_shots(data.examples(), k, int(out.get("shot_seed") or 0))
-        out["postprocess_version"] = POSTPROCESS_VERSION if out.get("postprocess", True) else "none"
-        return out
+        return pin_prompt(dict(config), data)  # config already whole (`Captioner.full_config`)
 
     def bind_run(self, ctx: RunContext) -> None:
+        # A model loaded from a folder that pinned no prompt (a bare adapter given to --init) gets the prompt that
+        # `resolve_config` pinned into the run spec: the same function of the config and the run's dataset.
+        self.config = pin_prompt(self.config, ctx.data)
         if self.config.get("shot_examples"):
             self.shots = bind_shots(self.config["shot_examples"], ctx.data.examples())
 
@@ -99,3 +92,19 @@ class PromptedCaptioner(Captioner):
     def load(cls, directory: Path, **overrides: Any) -> "PromptedCaptioner":
         saved = read_json(Path(directory) / CONFIG_FILE, what=f"saved {cls.family} model config")
         return cls(deep_merge(saved["config"], overrides))
+
+
+def pin_prompt(config: dict[str, Any], data: TrainData) -> dict[str, Any]:
+    """`config` with what determines the prompt pinned where still open: the dataset's instruction, the chosen
+    in-context examples, the post-processing rules' version."""
+    out = dict(config)
+    if out.get("instruction") is None:
+        out["instruction"] = instruction_for(data.dataset)
+    k = int(out.get("shots") or 0)
+    if k and out.get("shot_examples") is None:
+        if not data.has_train:
+            raise UserError(f"shots={k}: {data.dataset} has no train split to take in-context examples "
+                            "from; use shots=0")
+        out["shot_examples"] = choose_shots(data.examples(), k, int(out.get("shot_seed") or 0))
+    out["postprocess_version"] = POSTPROCESS_VERSION if out.get("postprocess", True) else "none"
+    return out

@@ -21,6 +21,7 @@ from functools import cached_property
 
 from idcbench.data import CHANGE_TYPES, DatasetInfo, Example
 from idcbench.errors import UserError
+from idcbench.protocol import Protocol, Section
 from idcbench.registry import DATASETS
 
 from ._common import Loader, expect_dict, expect_list, expect_strings, parse_int_id, read_annotations
@@ -41,6 +42,26 @@ type_mapping.json                      {"color"|"material"|"add"|"drop"|"move": 
 change_captions_by_IOU.json            {"<int id>": IoU}   (optional: the hard-iou subset)"""
 
 
+# Scored as every paper does (pycocoevalcap's COCO protocol), with the tables of the papers: CIDEr-D per change type
+# and semantic change vs distractor.
+PROTOCOL = Protocol(
+    sections=(
+        Section("types", "CIDEr-D per change type", CHANGE_TYPES, extra=("distractor",), others=True,
+                note="CIDEr-D x100 on each subset, each scored as its own corpus."),
+        Section("kinds", "semantic change vs distractor", ("semantic", "distractor"), all_metrics=True,
+                note="Semantic = pairs with a real change; distractor = pairs without one (viewpoint or lighting "
+                "changes only)."),
+    ),
+    subset_order=("total", "semantic", "distractor", *CHANGE_TYPES),
+    instruction=(
+        'The first image shows a scene of objects before a change and the second image shows the same '
+        'scene after it. The camera position or lighting may differ slightly; that is not a change. In '
+        'one short sentence, say what changed among the objects (an object changed its colour or '
+        'material, was added, dropped or moved), or say that nothing has changed.'
+    ),
+)
+
+
 class CLEVRChange(Loader):
     """CLEVR-Change: 39,803 synthetic scenes, each with a semantic change and a distractor (ICCV 2019)."""
 
@@ -55,6 +76,7 @@ class CLEVRChange(Loader):
         "no-change captions); test 3,985 ids -> 7,970 pairs. Subsets are scored as separate corpora: total, "
         "semantic, distractor, color, material (papers: texture), add, drop, move, hard-iou.",
     )
+    protocols = (PROTOCOL,)
     expected = ("splits.json, type_mapping.json, change_captions.json, no_change_captions.json, images/, "
                 "sc_images/, nsc_images/")
     required = ("splits.json", "type_mapping.json", "change_captions.json", "no_change_captions.json")

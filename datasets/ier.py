@@ -15,6 +15,7 @@ from pathlib import Path
 
 from idcbench.data import DatasetInfo, Example
 from idcbench.errors import UserError
+from idcbench.protocol import Protocol
 from idcbench.registry import DATASETS
 
 from ._common import Loader, expect_dict, expect_list, expect_strings, read_annotations
@@ -26,6 +27,15 @@ LAYOUT = """\
 train.json, valid.json, test.json  [{"img0": before file, "img1": after file, "sents": [str, ...],
                                      "uid": "Reddit_<n>" | "Zhopped_<n>"}, ...]   (valid.json is the split "val")
 images/<img0>, images/<img1>       jpg, jpeg, png or gif (first frame); RGBA and palette images are converted to RGB"""
+
+
+PROTOCOL = Protocol(
+    instruction=(
+        'The first image is a photo before editing and the second image is the same photo after editing. '
+        'Write the edit instruction that turns the first image into the second, as one short imperative '
+        'sentence.'
+    ),
+)
 
 
 class IER(Loader):
@@ -42,6 +52,7 @@ class IER(Loader):
         protocol="One example per uid (test 495 uids x 3 references over 446 distinct image pairs; val 383 x 3; "
         "train 3,061 x 1).",
     )
+    protocols = (PROTOCOL,)
     expected = "train.json, valid.json, test.json and images/"
 
     def _file(self, split: str) -> Path | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from idcbench.data import DatasetInfo, Example
 from idcbench.errors import UserError
+from idcbench.protocol import Protocol
 from idcbench.registry import DATASETS
 
 from ._common import Loader, expect_dict, expect_list, expect_strings, parse_int_id, read_annotations
@@ -26,6 +27,15 @@ train.json, val.json, test.json   [{"img_id": "<int>", "sentences": [str, ...]},
 images/<img_id>.png                before (224x224 in the official release)
 images/<img_id>_2.png              after  (<img_id>_diff.jpg is not used)
                                    (resized_images/ instead of images/ is accepted: the authors' repository layout)"""
+
+
+PROTOCOL = Protocol(
+    instruction=(
+        'The two images are frames of the same street scene from a surveillance camera, taken at '
+        'different times. In one short sentence, describe the differences between the first image and the'
+        ' second (for example people, cars or objects that appeared, disappeared or moved).'
+    ),
+)
 
 
 class SpotTheDiff(Loader):
@@ -43,6 +53,7 @@ class SpotTheDiff(Loader):
         "ones kept (test: 1,270 pairs, 2,107 references). The per-record (1,404 items) and multi-change "
         "(paragraph) protocols are different numbers and are not offered.",
     )
+    protocols = (PROTOCOL,)
     expected = "train.json, val.json, test.json (or annotations/*.json) and images/<img_id>.png, images/<img_id>_2.png"
 
     @property

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from idcbench.errors import UserError
+from idcbench.protocol import COCO, Protocol
 
 # the change types of CLEVR-Change (and `shapes`): its type_mapping.json keys, the per-type subsets and table columns
 CHANGE_TYPES: tuple[str, ...] = ("color", "material", "add", "drop", "move")
@@ -67,6 +68,8 @@ class Dataset(ABC):
     """A loaded dataset: annotations indexed per split; pixels are read only when a model asks for them."""
 
     info: DatasetInfo
+    # how the benchmark is scored and prompted (`idcbench.protocol`), the default first
+    protocols: tuple[Protocol, ...] = (COCO,)
 
     def __init__(self, root: Path):
         self.root = Path(root)

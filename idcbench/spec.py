@@ -1,7 +1,7 @@
 """The frozen description of a run, its stable hash, and where its directory lives.
 
 A `RunSpec` holds everything that determines a run's predictions and scores: the model name and its fully resolved
-config, the sha256 of an `--init` checkpoint, the dataset, split and a hash of the evaluated examples (ids and
+config, the sha256 of an `--init` checkpoint, the dataset, split, protocol and a hash of the evaluated examples (ids and
 references), the training data's hash when the model is trained, decoding settings, the seed and the limit. Its hash is
 the sha256 of its canonical JSON; the run directory is ``runs/<dataset>/<model>/<hash[:16]>/``.
 
@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from idcbench.data import Dataset, Example
 from idcbench.files import write_atomic
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: the benchmark protocol is part of a run
 HASH_CHARS = 16
 
 # Config keys that are decoding settings; they are part of the config (hence hashed) and also listed on their own.
@@ -95,6 +95,7 @@ class RunSpec:
     dataset: str
     split: str
     manifest: str
+    protocol: str = "coco"  # how the dataset is scored (`idcbench.protocol`): runs of two protocols never compare
     checkpoint: str | None = None  # sha256 of --init (file or directory)
     train: bool = False
     train_manifest: str | None = None  # sha256 of the train + val examples when the model is trained

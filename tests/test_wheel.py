@@ -59,7 +59,7 @@ def test_wheel_holds_every_package_and_data_file(wheel):
     missing_files = [str(f.relative_to(ROOT)) for f in _tracked_files() if _module_path(f) not in names]
     assert missing_files == [], f"files missing from the wheel: {missing_files}"
     # what commands need at run time, by name: variant configs, prompts, the shipped tiny CLIP, published rows
-    for needed in ("idcbench/models/clip4idc/configs/clip4idc-tiny.json", "idcbench/models/vlm/prompts/instructions.json",
+    for needed in ("idcbench/models/clip4idc/configs/clip4idc-tiny.json", "idcbench/models/vlm/prompts/postprocess.json",
                    "idcbench/models/tinyclip/weights/idc-tiny-vit-tiny.safetensors", "idcbench/data/published.json"):
         assert needed in names
 

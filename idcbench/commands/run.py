@@ -129,6 +129,8 @@ def run_command(
     dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset name."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset folder (default $IDCBENCH_DATA/<name>)."),
     split: str = typer.Option("test", "--split", help="Split to caption and score."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="How the dataset is scored (default: its "
+                                           "standard protocol; `idcbench data info NAME` lists them)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Checkpoint (file or saved model folder) to evaluate as it is; with --train, to start training from."),
     train: bool = typer.Option(False, "--train", help="With --init: fine-tune, i.e. train with the model's recipe on the train split (selecting on val) starting from that checkpoint. Without --init a model that learns always trains; one that does not learn refuses --train."),
     config: List[str] = typer.Option([], "--config", "-c", metavar="<key=value>", help="Model config override KEY=VALUE (JSON value; dotted keys set groups, e.g. stage2.epochs=1); repeatable."),
@@ -157,7 +159,7 @@ def run_command(
     from idcbench.plugins import include as include_paths
 
     include_paths(include)
-    req = RunRequest(model=model, dataset=dataset, data_root=data_root, split=split, init=init, train=train,
+    req = RunRequest(model=model, dataset=dataset, data_root=data_root, split=split, protocol=protocol, init=init, train=train,
                      config=parse_config(config), seed=seed, device=device, batch_size=batch_size, limit=limit,
                      runs_dir=runs_dir, force=force, metrics=_split_list(metrics), shard=shard, num_shards=num_shards)
     _terminate_cleanly()

@@ -18,6 +18,7 @@ from idcbench.captioner import ModelSpec, TrainData, check_config, deep_merge
 from idcbench.data import Dataset, Example, load_dataset
 from idcbench.distributed import DistInfo, dist_info
 from idcbench.errors import UserError
+from idcbench.protocol import COCO, Protocol, protocol_of
 from idcbench.scoring import resolve_metrics
 from idcbench.spec import RunSpec, canonical_json, dataset_manifest, decoding_settings, file_sha256, manifest_hash
 
@@ -40,7 +41,8 @@ class RunRequest:
     limit: int | None = None
     runs_dir: str | Path = "runs"
     force: bool = False
-    metrics: list[str] | None = None
+    metrics: list[str] | None = None  # None: the protocol's metric set
+    protocol: str | None = None  # None: the dataset's default protocol
     shard: int | None = None
     num_shards: int | None = None
 
@@ -135,6 +137,7 @@ class Prepared:
     info: DistInfo
     metrics: list[str] = field(default_factory=list)  # resolved names (`idcbench.scoring.resolve_metrics`)
     runtime: dict[str, Any] = field(default_factory=dict)  # the family's `runtime_keys`: used, recorded, not hashed
+    protocol: Protocol = COCO  # how the dataset is scored (`idcbench.protocol`)
 
 
 def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = None) -> Prepared:
@@ -145,7 +148,8 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
     if req.limit is not None and req.limit < 1:
         raise UserError(f"--limit {req.limit}: must be at least 1")
     model_spec = model_spec_of(req.model)  # unknown model: "did you mean"
-    metrics = resolve_metrics(req.metrics)  # unknown metric: "did you mean"
+    protocol = protocol_of(req.dataset, req.protocol)  # unknown dataset or protocol: one line, before the data
+    metrics = resolve_metrics(req.metrics if req.metrics is not None else protocol.default_metrics())
     check_config(req.model, model_spec.family, deep_merge(model_spec.config, req.config))
     # every default of the family too: a changed default is a new run (the whole config is hashed)
     config = json.loads(canonical_json(model_spec.full_config(req.config)))
@@ -171,12 +175,13 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
         train_manifest = manifest_hash(fit_examples(dataset, "train") + fit_examples(dataset, "val"))
     spec = RunSpec(
         model=req.model, config=config, dataset=req.dataset, split=req.split, manifest=dataset_manifest(dataset, examples),
+        protocol=protocol.name,
         checkpoint=checkpoint, train=train, train_manifest=train_manifest, decoding=decoding_settings(config),
         seed=req.seed, limit=req.limit,
     )
     device = device or resolve_device(req.device, info)
     return Prepared(req, spec, spec.run_dir(req.runs_dir), dataset, examples, model_spec, device, info, metrics,
-                    runtime)
+                    runtime, protocol)
 
 
 def fit_examples(dataset: Dataset, split: str) -> list[Example]:

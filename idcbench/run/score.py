@@ -18,6 +18,7 @@ from idcbench.run.caption import collect_predictions, merge_predictions, shard_f
 from idcbench.run.lock import hold
 from idcbench.run.merge import Held, held_scores, merge_metrics, merge_rows
 from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_saved
+from idcbench.protocol import COCO, Protocol, protocol_of
 from idcbench.run.reporter import Reporter
 from idcbench.run.request import (
     Prepared, RunRequest, RunResult, model_spec_of, open_dataset, resolve_device, split_examples,
@@ -26,10 +27,11 @@ from idcbench.scoring import RETRIEVAL_FILE, resolve_metrics
 from idcbench.spec import RunSpec, dataset_manifest, write_json_atomic
 
 
-def split_subsets(dataset: Dataset, split: str, examples: Sequence[Example]) -> dict[str, list[str]]:
-    """The dataset's subsets restricted to the evaluated examples (``--limit``); empty subsets are dropped."""
+def split_subsets(dataset: Dataset, split: str, examples: Sequence[Example],
+                  protocol: Protocol = COCO) -> dict[str, list[str]]:
+    """The protocol's subsets of the split restricted to the evaluated examples (``--limit``); empty ones dropped."""
     kept = {e.id for e in examples}
-    subsets = {name: [i for i in ids if i in kept] for name, ids in dataset.subsets(split).items()}
+    subsets = {name: [i for i in ids if i in kept] for name, ids in protocol.subsets(dataset, split).items()}
     subsets = {name: ids for name, ids in subsets.items() if ids}
     subsets.setdefault("total", [e.id for e in examples])
     return subsets
@@ -64,14 +66,14 @@ def score_retrieval(model: Any, examples: Sequence[Example], *, batch_size: int,
 
 
 def _score(predictions: dict[str, str], references: dict[str, list[str]], subsets: dict[str, list[str]],
-           metrics: list[str] | None, tags: dict[str, dict[str, str]], reporter: Reporter) -> Any:
+           metrics: list[str] | None, tags: dict[str, dict[str, str]], reporter: Reporter, tokenize=None) -> Any:
     from idcbench import scoring
 
     def progress(stage: str, done: int, total: int) -> None:
         reporter.update("score", done, total, stage)
 
     reporter.begin("score", 1)
-    report = scoring.score(predictions, references, subsets, metrics, progress=progress, tags=tags)
+    report = scoring.score(predictions, references, subsets, metrics, progress=progress, tags=tags, tokenize=tokenize)
     reporter.end("score")
     return report
 
@@ -97,8 +99,8 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
     else:
         references = {e.id: list(e.references) for e in p.examples}
         tags = {e.id: dict(e.tags) for e in p.examples}
-        subsets = split_subsets(p.dataset, p.spec.split, p.examples)
-        report = _score(preds, references, subsets, todo, tags, reporter)
+        subsets = split_subsets(p.dataset, p.spec.split, p.examples, p.protocol)
+        report = _score(preds, references, subsets, todo, tags, reporter, p.protocol.tokenizer(p.dataset))
         metrics, rows = {**scoring.metrics_json(report), **extra}, scoring.sample_rows(report)
         if held is not None:
             metrics, rows = merge_metrics(held.metrics, metrics), merge_rows(held.rows, rows)
@@ -164,11 +166,12 @@ def score_run(run_dir: str | Path, *, data_root: str | Path | None = None, metri
         data_root, note = recorded_root(spec.dataset, saved.get("data_root"))
         if note:
             reporter.message(note)
-    req = RunRequest(model=spec.model, dataset=spec.dataset, data_root=data_root,
+    req = RunRequest(model=spec.model, dataset=spec.dataset, data_root=data_root, protocol=spec.protocol,
                      split=spec.split, config={}, seed=spec.seed, device=device,
                      batch_size=batch_size or saved.get("batch_size") or 32, limit=spec.limit,
                      runs_dir=run_dir.parents[2], metrics=metrics if metrics is not None else saved.get("metrics"))
-    names = resolve_metrics(req.metrics)
+    protocol = protocol_of(spec.dataset, spec.protocol)
+    names = resolve_metrics(req.metrics if req.metrics is not None else protocol.default_metrics())
     dataset = open_dataset(spec.dataset, req.data_root)
     examples = split_examples(dataset, spec.split, spec.limit)
     if dataset_manifest(dataset, examples) != spec.manifest:
@@ -176,7 +179,8 @@ def score_run(run_dir: str | Path, *, data_root: str | Path | None = None, metri
                         "this run captioned (manifest hash); point --data-root at the same data")
     model_spec = model_spec_of(spec.model)
     info = DistInfo()
-    p = Prepared(req, spec, run_dir, dataset, examples, model_spec, resolve_device(device, info), info, names)
+    p = Prepared(req, spec, run_dir, dataset, examples, model_spec, resolve_device(device, info), info, names,
+                 protocol=protocol)
     with hold(run_dir, reporter=reporter):  # waits for running shards (they share the lock)
         problems = missing_shards(run_dir, examples)
         if problems:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from idcbench import bootstrap as bs
-from idcbench.data import CHANGE_TYPES
 from idcbench.errors import UserError
+from idcbench.protocol import Section, protocol_of
 from idcbench.tables.model import (
-    KINDS, PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes, is_column, metric_order,
+    PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes, is_column, metric_order,
 )
 from idcbench.tables.runs import Group, RunInfo, discover_runs, group_runs, metric_columns
 from idcbench.tables.stats import Stats, group_cell, paired_p_value
@@ -118,14 +118,16 @@ def _ci_note(resamples: int, seed: int) -> str:
 def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resamples: int = bs.DEFAULT_RESAMPLES,
                    seed: int = bs.DEFAULT_SEED, cache: Stats | None = None, published_rows: bool = True,
                    progress: Progress | None = None, reports: Mapping[str, str] | None = None) -> list[Table]:
-    """The leaderboard tables of one dataset split: main metrics on ``total`` (measured + published rows); for
-    data with change types, CIDEr-D per change type and the semantic/distractor split. `reports` (spec hash ->
-    report page) links measured rows to a report of one of their runs."""
+    """The leaderboard tables of one dataset split (and protocol): main metrics on ``total`` (measured + published
+    rows), then the tables of the protocol's sections (CLEVR-Change: CIDEr-D per change type, semantic change vs
+    distractor). `reports` (spec hash -> report page) links measured rows to a report of one of their runs."""
     from idcbench.published import published
 
     cache = cache or Stats()
     runs = [r for g in groups for r in g.runs]
-    pub = published(dataset) if published_rows and split == "test" else []
+    protocol = groups[0].protocol if groups else protocol_of(dataset)
+    standard = protocol.name == protocol_of(dataset).name  # published numbers follow the dataset's standard protocol
+    pub = published(dataset) if published_rows and split == "test" and standard else []
     cols = metric_columns(runs, "total")
     published_cols = {m for p in pub for m, v in p.subsets.get("total", {}).items() if v is not None and is_column(m)}
     if published_cols - set(cols):  # published columns shown even if no measured run has them
@@ -136,7 +138,7 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
     if progress:
         progress(f"{dataset}: main table", 0, 3)
     main = Table(title=f"{dataset} ({split})", dataset=dataset, split=split, subset="total", columns=cols,
-                 rows=_sort_rows(rows, PRIMARY) + [_published_row(p, cols, "total") for p in pub], key="main")
+                 rows=_sort_rows(rows, protocol.primary) + [_published_row(p, cols, "total") for p in pub], key="main")
     main.notes.append(_ci_note(resamples, seed))
     if pub:
         main.notes.append("Rows marked 'published' are reported numbers (their sources below), not measured here; "
@@ -144,51 +146,66 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
     tables.append(main)
 
     subsets = sorted({s for r in runs for s in r.metrics.get("subsets", {})})
-    types = [t for t in CHANGE_TYPES if t in subsets]
-    others = [s for s in subsets if s not in types and s not in KINDS and s != "total"]
     ranked = [next(g for g in groups if g.label == r.label) for r in main.measured]
-    if types:
+    sections = protocol.sections
+    named = {s for sec in sections for s in (*sec.subsets, *sec.extra)}
+    for k, section in enumerate(sections):
+        present = [s for s in section.subsets if s in subsets]
+        if not present:
+            continue
         if progress:
-            progress(f"{dataset}: change types", 1, 3)
-        tcols = types + [s for s in ("distractor",) if s in subsets] + others
-        trows = []
-        for g in ranked:
-            cells = {s: group_cell(g, PRIMARY, s, cache, resamples, seed) for s in tcols}
-            trows.append(Row(label=g.label, kind="measured", cells=cells, model=g.model, seeds=g.seeds,
-                             runs=[str(r.path) for r in g.runs], report=_report(g, reports),
-                             settings=dict(g.settings)))
-        trows += [_published_row(p, tcols, None, metric=PRIMARY) for p in pub
-                  if any(p.value(PRIMARY, t) is not None for t in tcols)]
-        t = Table(title=f"{dataset} ({split}): CIDEr-D per change type", dataset=dataset, split=split,
-                  subset="*", columns=tcols, rows=trows, key="types")
-        t.notes.append("CIDEr-D x100 on each subset, each scored as its own corpus.")
-        tables.append(t)
-    kinds = [k for k in KINDS if k in subsets]
-    if kinds:
-        if progress:
-            progress(f"{dataset}: semantic / distractor", 2, 3)
-        kcols = [c for c in cols if c not in RETRIEVAL_COLUMNS]
-        krows = []
-        for g in ranked:
-            for k in kinds:
-                row = _measured_row(g, kcols, k, cache, resamples, seed, reports)
-                row.subset = k
-                krows.append(row)
-        for p in pub:
-            for k in kinds:
-                if any(p.value(m, k) is not None for m in kcols):
-                    row = _published_row(p, kcols, k)
-                    row.subset = k
-                    krows.append(row)
-        t = Table(title=f"{dataset} ({split}): semantic change vs distractor", dataset=dataset, split=split,
-                  subset="kind", columns=kcols, rows=krows, key="kinds")
-        t.notes.append("Semantic = pairs with a real change; distractor = pairs without one (viewpoint or "
-                       "lighting changes only).")
+            progress(f"{dataset}: {section.title}", k + 1, len(sections) + 1)
+        columns = present + [s for s in section.extra if s in subsets]
+        columns += [s for s in subsets if section.others and s not in named and s != "total"]
+        title = f"{dataset} ({split}): {section.title}"
+        if section.all_metrics:
+            t = _subset_rows_table(title, dataset, split, section, columns, cols, ranked, pub, cache, resamples, seed,
+                                   reports)
+        else:
+            t = _subset_columns_table(title, dataset, split, section, columns, protocol.primary, ranked, pub, cache,
+                                      resamples, seed, reports)
+        t.notes.append(section.note) if section.note else None
         tables.append(t)
     for t in tables:
         t.notes += footnotes(t)
     main.warnings = interval_warnings(groups, cache)
     return tables
+
+
+def _subset_columns_table(title: str, dataset: str, split: str, section: Section, columns: Sequence[str],
+                          metric: str, ranked: Sequence[Group], pub: Sequence[Any], cache: Stats, resamples: int,
+                          seed: int, reports: Mapping[str, str] | None) -> Table:
+    """One row per model, one column per subset: the primary metric of each subset (e.g. CIDEr-D per change type)."""
+    rows = []
+    for g in ranked:
+        cells = {s: group_cell(g, metric, s, cache, resamples, seed) for s in columns}
+        rows.append(Row(label=g.label, kind="measured", cells=cells, model=g.model, seeds=g.seeds,
+                        runs=[str(r.path) for r in g.runs], report=_report(g, reports), settings=dict(g.settings)))
+    rows += [_published_row(p, columns, None, metric=metric) for p in pub
+             if any(p.value(metric, t) is not None for t in columns)]
+    return Table(title=title, dataset=dataset, split=split, subset="*", columns=list(columns), rows=rows,
+                 key=section.key, metric=metric, heading=section.title[:1].upper() + section.title[1:])
+
+
+def _subset_rows_table(title: str, dataset: str, split: str, section: Section, subsets: Sequence[str],
+                       cols: Sequence[str], ranked: Sequence[Group], pub: Sequence[Any], cache: Stats, resamples: int,
+                       seed: int, reports: Mapping[str, str] | None) -> Table:
+    """One row per (model, subset), the metric columns (e.g. semantic change vs distractor)."""
+    kcols = [c for c in cols if c not in RETRIEVAL_COLUMNS]
+    rows = []
+    for g in ranked:
+        for k in subsets:
+            row = _measured_row(g, kcols, k, cache, resamples, seed, reports)
+            row.subset = k
+            rows.append(row)
+    for p in pub:
+        for k in subsets:
+            if any(p.value(m, k) is not None for m in kcols):
+                row = _published_row(p, kcols, k)
+                row.subset = k
+                rows.append(row)
+    return Table(title=title, dataset=dataset, split=split, subset=section.key, columns=kcols, rows=rows,
+                 key=section.key, heading=section.title[:1].upper() + section.title[1:])
 
 
 def _published_row(p: Any, columns: Sequence[str], subset: str | None, metric: str | None = None) -> Row:

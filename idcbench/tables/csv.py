@@ -32,7 +32,7 @@ def tables_csv(tables: Sequence[Table]) -> str:
         for r in t.rows:
             for c in t.columns:
                 cell = r.cells.get(c) or Cell(None)
-                subset, metric = (c, "CIDEr-D") if t.key == "types" else (r.subset or t.subset, c)
+                subset, metric = (c, t.metric) if t.per_subset else (r.subset or t.subset, c)
                 p = r.p_value if metric == "CIDEr-D" else None
                 settings = json.dumps(r.settings, ensure_ascii=False) if r.settings else ""
                 w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, settings, seeds_text(r),

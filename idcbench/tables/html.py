@@ -12,7 +12,7 @@ import html
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-from idcbench.tables.model import (GENERATED, TABLE_HEADINGS, Cell, Table, anchor, column_heads, format_cell,
+from idcbench.tables.model import (GENERATED, Cell, Table, anchor, column_heads, format_cell,
                                    format_number, format_p, kind_tag, row_label, seeds_text, source_numbers)
 
 
@@ -88,7 +88,7 @@ def _td_cell(cell: Cell | None) -> str:
 
 def table_html(table: Table, *, sources: Mapping[str, int] | None = None, table_id: str = "") -> str:
     """A sortable HTML table; published rows are tinted and tagged."""
-    types = table.key == "types"
+    types = table.per_subset
     ths = "".join(f'<th class="label">{esc(h)}</th>' if i < 2 else f"<th>{esc(h)}</th>"
                   for i, h in enumerate(column_heads(table)))
     body = []
@@ -197,11 +197,11 @@ def _nice_ceiling(v: float) -> float:
     return float(int(v) + 1)
 
 
-def types_chart(table: Table) -> str:
-    """Bar chart of CIDEr-D per change type of the measured rows of a ``types`` table."""
+def subset_chart(table: Table) -> str:
+    """Bar chart of a per-subset table's measured rows (e.g. CIDEr-D per change type)."""
     rows = table.measured
     return bar_chart_svg(table.columns, [(r.label, [r.cells[c].value if c in r.cells else None for c in table.columns])
-                                         for r in rows], title="CIDEr-D per change type (measured)", y_label="CIDEr-D")
+                                         for r in rows], title=f"{table.heading} (measured)", y_label=table.metric)
 
 
 def main_chart(table: Table, metric: str = "CIDEr-D") -> str:
@@ -227,12 +227,12 @@ def leaderboard_html(tables: Mapping[tuple[str, str], Sequence[Table]]) -> str:
         sources = source_numbers(ts)
         charted = False
         for t in ts:
-            body.append(f"<h3>{esc(TABLE_HEADINGS.get(t.key, t.title))}</h3>")
+            body.append(f"<h3>{esc(t.heading)}</h3>")
             body.append(table_html(t, sources=sources, table_id=f"{anchor(dataset, split)}-{t.key}"))
             body += [f'<p class="note">{esc(n)}</p>' for n in t.notes]
             body += [f'<p class="note warning">Warning: {esc(w)}</p>' for w in t.warnings]
-            if t.key == "types" and t.measured:
-                body.append(types_chart(t))
+            if t.per_subset and t.measured and not charted:
+                body.append(subset_chart(t))
                 charted = True
         if not charted and ts and ts[0].measured:
             body.append(main_chart(ts[0]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
-from idcbench.tables.model import (GENERATED, TABLE_HEADINGS, Table, anchor, column_heads, format_cell, format_p,
+from idcbench.tables.model import (GENERATED, Table, anchor, column_heads, format_cell, format_p,
                                    kind_tag, row_label, section_title, seeds_text, source_numbers)
 
 
@@ -21,7 +21,7 @@ def _md_escape(s: str) -> str:
 
 def table_markdown(table: Table, *, sources: Mapping[str, int] | None = None) -> str:
     """A GitHub Markdown table (no title)."""
-    types = table.key == "types"
+    types = table.per_subset
     heads = column_heads(table)
     show_p = table.baseline is not None
     lines = ["| " + " | ".join(_md_escape(h) for h in heads) + " |", "|" + "---|" * len(heads)]
@@ -62,7 +62,7 @@ def leaderboard_markdown(tables: Mapping[tuple[str, str], Sequence[Table]]) -> s
         out += [f"## {section_title(dataset, split)}", ""]
         sources = source_numbers(ts)
         for t in ts:
-            out += [f"### {TABLE_HEADINGS.get(t.key, t.title)}", "", table_markdown(t, sources=sources).rstrip("\n"), ""]
+            out += [f"### {t.heading}", "", table_markdown(t, sources=sources).rstrip("\n"), ""]
             out += [f"_{n}_" for n in t.notes] + [f"**Warning:** {w}" for w in t.warnings] + [""]
         if sources:
             protocol = dataset_protocol(dataset)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from idcbench.errors import UserError, read_json
+from idcbench.protocol import Protocol, protocol_of
 from idcbench.scoring import METRICS_FILE
 from idcbench.tables.model import RETRIEVAL_COLUMNS, config_labels, is_column, metric_order
 
@@ -34,6 +35,18 @@ class RunInfo:
     @property
     def split(self) -> str:
         return str(self.spec.get("split") or self.metrics.get("run", {}).get("split") or "test")
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol the run was scored with (runs from before protocols: the dataset's default)."""
+        return protocol_of(self.dataset, self.spec.get("protocol") or None)
+
+    @property
+    def table_split(self) -> str:
+        """The split, and the protocol when it is not the dataset's default: runs of two protocols never share a
+        table (``test`` / ``test, rsicc``)."""
+        default = protocol_of(self.dataset).name
+        return self.split if self.protocol.name == default else f"{self.split}, {self.protocol.name}"
 
     @property
     def seed(self) -> int | None:
@@ -118,8 +131,8 @@ def load_runs(paths: Iterable[str | Path]) -> list[RunInfo]:
 
 @dataclass
 class Group:
-    """Runs of one configuration on one dataset split, one per seed; `label` and `settings` tell it from the other
-    configurations of its table (`idcbench.tables.model.config_labels`)."""
+    """Runs of one configuration on one dataset split (and protocol: `RunInfo.table_split`), one per seed; `label` and
+    `settings` tell it from the other configurations of its table (`idcbench.tables.model.config_labels`)."""
 
     dataset: str
     split: str
@@ -132,13 +145,17 @@ class Group:
     def seeds(self) -> list[int | None]:
         return [r.seed for r in self.runs]
 
+    @property
+    def protocol(self) -> Protocol:
+        return self.runs[0].protocol
+
 
 def group_runs(runs: Iterable[RunInfo]) -> list[Group]:
     """Group runs by (dataset, split, spec without seed) and label each group (`config_labels`: the model name, plus
     the settings that tell apart the configurations of one model in one table). Sorted by (dataset, split, label)."""
     by_key: dict[tuple[str, str, str], list[RunInfo]] = {}
     for r in runs:
-        by_key.setdefault((r.dataset, r.split, r.group_key), []).append(r)
+        by_key.setdefault((r.dataset, r.table_split, r.group_key), []).append(r)
     groups = []
     for (dataset, split, _), members in by_key.items():
         members.sort(key=lambda r: (r.seed if r.seed is not None else -1, str(r.path)))

@@ -1,7 +1,7 @@
 """What the two VLM families share: the prompt keys, pinning them for a run, in-context examples, the chat
 messages of a batch, post-processing, and saving (a config only: weights stay where they are).
 
-Prompt keys (both families): ``instruction`` (null: the dataset's from ``prompts/instructions.json``), ``shots``
+Prompt keys (both families): ``instruction`` (null: the dataset's, from its protocol), ``shots``
 (k in-context train pairs, 0 = zero-shot), ``shot_seed``, ``postprocess`` (true: ``prompts/postprocess.json`` makes
 the scored caption from the raw answer). `resolve_config` pins ``instruction``, ``shot_examples`` (ids and the
 reference each shot answers with) and ``postprocess_version``, so the spec hash covers the prompt text, the shots
@@ -34,6 +34,7 @@ PROMPT_DEFAULTS: dict[str, Any] = {
     "shot_examples": None, "postprocess_version": None,
 }
 CONFIG_FILE = "config.json"
+ANSWER_LENGTH_KEYS = ("max_new_tokens", "max_tokens")  # the families' answer-length keys (transformers, OpenAI)
 
 
 class PromptedCaptioner(Captioner):
@@ -97,9 +98,14 @@ class PromptedCaptioner(Captioner):
 def pin_prompt(config: dict[str, Any], data: TrainData) -> dict[str, Any]:
     """`config` with what determines the prompt pinned where still open: the dataset's instruction, the chosen
     in-context examples, the post-processing rules' version."""
+    from idcbench.protocol import protocol_of
+
     out = dict(config)
     if out.get("instruction") is None:
         out["instruction"] = instruction_for(data.dataset)
+    for key in ANSWER_LENGTH_KEYS:  # null: as long as the benchmark's answers are (its protocol's)
+        if key in out and out[key] is None:
+            out[key] = protocol_of(data.dataset).decoding["max_new_tokens"]
     k = int(out.get("shots") or 0)
     if k and out.get("shot_examples") is None:
         if not data.has_train:

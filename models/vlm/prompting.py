@@ -37,9 +37,13 @@ def _load(name: str) -> dict[str, Any]:
 
 
 def instruction_for(dataset: str | None) -> str:
-    """The zero-shot instruction of `dataset` (``prompts/instructions.json``; the ``default`` one for others)."""
-    data = _load("instructions.json")
-    return data["datasets"].get(dataset or "", data["default"])
+    """The zero-shot instruction of `dataset`: its protocol's (`idcbench.protocol`; a default one for others). The
+    two images come first in the user turn, before then after, and the instruction names them by position: some chat
+    templates (LLaVA-OneVision's) render every image of a turn before its text, so labels between the images would
+    not stay in place."""
+    from idcbench.protocol import protocol_of
+
+    return protocol_of(dataset).instruction
 
 
 # ----------------------------------------------------------------------------------------------- post-processing

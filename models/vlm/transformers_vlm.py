@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "revision": "main",  # branch, tag or commit of a repo id
     "weights_revision": None,  # pinned by resolve_config: snapshot commit or folder fingerprint
     # decoding (hashed, and listed in the run spec's `decoding`)
-    **GREEDY, "max_new_tokens": 48,
+    **GREEDY, "max_new_tokens": None,  # null: the benchmark protocol's answer length (48 tokens for one sentence)
     "dtype": "auto",  # auto: bfloat16 on CUDA, float32 on CPU; or bfloat16 / float16 / float32
     "device_map": None,  # None: the run's --device; "auto" spreads a large model over the visible GPUs
     "attn_implementation": None,
@@ -286,7 +286,10 @@ def generation_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
     ...                    "repetition_penalty": 1.5})
     {'max_new_tokens': 50, 'num_beams': 5, 'min_new_tokens': 5, 'repetition_penalty': 1.5}
     """
-    out: dict[str, Any] = {"max_new_tokens": int(config["max_new_tokens"]), "num_beams": int(config["num_beams"])}
+    from idcbench.protocol import COCO
+
+    length = config["max_new_tokens"] or COCO.decoding["max_new_tokens"]  # unpinned (`caption`): one sentence's
+    out: dict[str, Any] = {"max_new_tokens": int(length), "num_beams": int(config["num_beams"])}
     if int(config["min_new_tokens"]):
         out["min_new_tokens"] = int(config["min_new_tokens"])
     if float(config["repetition_penalty"]) != 1.0:
@@ -303,6 +306,10 @@ def _check_decoding(c: Mapping[str, Any]) -> None:
             raise UserError(f"vlm: {key}={value!r}: must be a number")
         return float(value)
 
+    if c["max_new_tokens"] is None:  # pinned from the protocol by resolve_config; `caption`: one sentence's
+        from idcbench.protocol import COCO
+
+        c = {**c, "max_new_tokens": COCO.decoding["max_new_tokens"]}
     if number("max_new_tokens") < 1 or not number("max_new_tokens").is_integer():
         raise UserError(f"vlm: max_new_tokens={c['max_new_tokens']}: must be an integer of at least 1")
     if number("num_beams") < 1 or not number("num_beams").is_integer():

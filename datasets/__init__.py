@@ -7,3 +7,4 @@ True
 """
 
 from . import clevr_change, ier, pairs, shapes_dataset, spot_the_diff  # noqa: F401  (register on import)
+from . import levir_cc, spot_the_diff_multi  # noqa: F401  (register on import)

@@ -52,7 +52,6 @@ PROTOCOL = Protocol(
                 note="Semantic = pairs with a real change; distractor = pairs without one (viewpoint or lighting "
                 "changes only)."),
     ),
-    subset_order=("total", "semantic", "distractor", *CHANGE_TYPES),
     instruction=(
         'The first image shows a scene of objects before a change and the second image shows the same '
         'scene after it. The camera position or lighting may differ slightly; that is not a change. In '

@@ -38,6 +38,15 @@ PROTOCOL = Protocol(
 )
 
 
+def pair_images(image_dir: Path, img_id: str | int) -> tuple[Path, Path]:
+    """The before and after image of pair `img_id` (`spot-the-diff-multi` reads the same images).
+
+    >>> [str(p) for p in pair_images(Path("images"), 256)]
+    ['images/256.png', 'images/256_2.png']
+    """
+    return image_dir / f"{img_id}.png", image_dir / f"{img_id}_2.png"
+
+
 class SpotTheDiff(Loader):
     """Spot-the-Diff: street-scene surveillance frames with human difference descriptions (EMNLP 2018)."""
 
@@ -50,8 +59,8 @@ class SpotTheDiff(Loader):
         "linked from its README): put the three JSON files and images/ under the data root",
         layout=LAYOUT,
         protocol="One example per unique img_id; references = every sentence of every record of that img_id, empty "
-        "ones kept (test: 1,270 pairs, 2,107 references). The per-record (1,404 items) and multi-change "
-        "(paragraph) protocols are different numbers and are not offered.",
+        "ones kept (test: 1,270 pairs, 2,107 references). The per-record protocol (1,404 items) gives different "
+        "numbers and is not offered; the multi-change one (a paragraph per pair) is the dataset spot-the-diff-multi.",
     )
     protocols = (PROTOCOL,)
     expected = "train.json, val.json, test.json (or annotations/*.json) and images/<img_id>.png, images/<img_id>_2.png"
@@ -93,7 +102,7 @@ class SpotTheDiff(Loader):
             img_id = str(img_id)
             sentences.setdefault(img_id, []).extend(expect_strings(record["sentences"], f"{where} (img_id {img_id})"))
         images = self.image_dir
-        return [Example(i, images / f"{i}.png", images / f"{i}_2.png", tuple(refs), {}) for i, refs in sentences.items()]
+        return [Example(i, *pair_images(images, i), tuple(refs), {}) for i, refs in sentences.items()]
 
 
 DATASETS.add("spot-the-diff", SpotTheDiff, description=SpotTheDiff.__doc__.strip().split("\n")[0])

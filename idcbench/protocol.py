@@ -56,7 +56,9 @@ class Protocol:
     metrics: tuple[str, ...] | None = None  # the default metric set; None: `idcbench.metrics.DEFAULT_METRICS`
     primary: str = "CIDEr-D"  # what tables sort by and the per-subset tables show
     sections: tuple[Section, ...] = ()
-    subset_order: tuple[str, ...] = ("total",)  # how the report lists the subsets it knows; others follow, sorted
+    # how the report lists the subsets it knows (others follow, sorted): by default change captioning's usual ones,
+    # CLEVR-Change's kinds and change types, wherever a dataset has subsets of those names
+    subset_order: tuple[str, ...] = ("total", "semantic", "distractor", "color", "material", "add", "drop", "move")
     instruction: str = DEFAULT_INSTRUCTION  # what a vision-language model is asked (the images come first)
     decoding: Mapping[str, Any] = field(default_factory=lambda: {"max_new_tokens": 48})  # VLM answer length
 
@@ -78,6 +80,16 @@ class Protocol:
 
 
 COCO = Protocol()
+_ADDED: dict[str, list[Protocol]] = {}  # dataset name (or scheme, e.g. "pairs") -> protocols added by `register`
+
+
+def register(dataset: str, protocol: Protocol) -> Protocol:
+    """Offer `protocol` for `dataset` (a registered name, or a scheme such as ``pairs`` for every ``pairs:PATH``)
+    besides the protocols its loader names, from a plugin or any file, without touching the loader."""
+    if protocol.name in (p.name for p in _ADDED.get(dataset, [])):
+        raise ValueError(f"{dataset} already has a protocol {protocol.name!r}")
+    _ADDED.setdefault(dataset, []).append(protocol)
+    return protocol
 
 
 def protocols_of(dataset: str) -> dict[str, Protocol]:
@@ -85,7 +97,8 @@ def protocols_of(dataset: str) -> dict[str, Protocol]:
     from idcbench.registry import DATASETS
 
     loader = DATASETS.get(dataset) if dataset in DATASETS else None
-    found = getattr(loader, "protocols", None) or (COCO,)
+    found = list(getattr(loader, "protocols", None) or (COCO,))
+    found += _ADDED.get(dataset, []) + _ADDED.get(DATASETS.scheme_of(dataset) or "", [])
     return {p.name: p for p in found}
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from idcbench.errors import UserError, read_json
-from idcbench.data import CHANGE_TYPES
 from idcbench.scoring import load_samples
 from idcbench.tables.html import RUN_META, esc, page
 from idcbench.metrics import too_small
-from idcbench.tables.model import KINDS, MARKS, TOO_SMALL, metric_order, too_small_note
+from idcbench.protocol import Protocol
+from idcbench.tables.model import MARKS, TOO_SMALL, metric_order, too_small_note
 from idcbench.tables.runs import load_run
 
 DEFAULT_EXAMPLES = 120
@@ -110,7 +110,7 @@ def render_report(run_dir: str | Path, *, max_examples: int = DEFAULT_EXAMPLES, 
     body = [f"<h1>{esc(run.model)} on {esc(run.dataset)} ({esc(run.split)})</h1>",
             f'<p class="muted">seed {esc(run.seed)} · spec {esc(run.spec_hash[:16])} · {esc(run_dir)}</p>']
     body.append("<h2>Scores</h2>")
-    body.append(_metrics_table(run.metrics))
+    body.append(_metrics_table(run.metrics, run.protocol))
     unavailable = run.metrics.get("unavailable") or {}
     if unavailable:
         body.append('<p class="note">Not available: ' + "; ".join(f"{esc(k)}: {esc(v)}" for k, v in
@@ -148,12 +148,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, **kwargs: A
     return out
 
 
-def _subset_order(names: Sequence[str]) -> list[str]:
-    known = ["total", *KINDS, *CHANGE_TYPES]
-    return [n for n in known if n in names] + sorted(n for n in names if n not in known)
-
-
-def _metrics_table(metrics: Mapping[str, Any]) -> str:
+def _metrics_table(metrics: Mapping[str, Any], protocol: Protocol) -> str:
     subsets = metrics.get("subsets") or {}
     present: set[str] = set()
     for sub in subsets.values():
@@ -161,7 +156,7 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
     cols = sorted(present, key=metric_order)
     head = "".join(f"<th>{esc(c)}</th>" for c in ["subset", "n", *cols])
     rows, flagged = [], []
-    for name in _subset_order(list(subsets)):
+    for name in protocol.order_subsets(list(subsets)):
         sub = subsets[name]
         vals = sub.get("metrics") or {}
         tds = [f'<td class="label">{esc(name)}</td>', f'<td data-v="{sub.get("n", "")}">{esc(sub.get("n", "–"))}</td>']

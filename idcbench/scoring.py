@@ -122,7 +122,8 @@ def score(
     try:
         for m in chosen:
             m.start(corpus)
-        for m in sorted(chosen, key=lambda m: m.collect_last):  # stable: table order, slow collectors last
+        # stable: table order, slow collectors after the others, metrics computed from others last
+        for m in sorted(chosen, key=lambda m: 2 if m.requires else int(m.collect_last)):
             try:
                 results[m.name] = m.score(corpus, results)
             except MetricUnavailable as e:

@@ -77,7 +77,10 @@ def info(
     from idcbench.datasets.report import describe, summarize
 
     loader, root, opener = _open(name, data_root)
-    result = {**describe(loader.info), "root": str(root), "splits": None}
+    from idcbench.protocol import protocols_of
+
+    result = {**describe(loader.info), "root": str(root), "splits": None,
+              "protocols": {p.name: p.description for p in protocols_of(name).values()}}
     try:
         dataset = opener(root)
     except UserError as e:  # missing root or annotation files: still describe the dataset
@@ -91,6 +94,9 @@ def info(
     console.print(f"[bold]citation[/]  {escape(result['citation'])}")
     console.print(f"[bold]source[/]    {escape(result['source'])}")
     console.print(f"[bold]protocol[/]  {escape(result['protocol'])}")
+    for k, (pname, text) in enumerate(result["protocols"].items()):  # how it can be scored: --protocol NAME
+        console.print(f"[bold]--protocol {escape(pname)}[/]{' (default)' if k == 0 else ''}: {escape(text)}",
+                      highlight=False)
     console.print("[bold]layout[/] (under the data root)")
     console.print(escape(result["layout"]), highlight=False, soft_wrap=True)
     console.print(f"[bold]data root[/] {escape(str(root))}")
@@ -101,7 +107,7 @@ def info(
     for column in ("split", "examples", "references", "empty refs", "subsets (size)"):
         table.add_column(column, justify="left" if column in ("split", "subsets (size)") else "right")
     for split, s in result["splits"].items():
-        subsets = ", ".join(f"{k} {v}" for k, v in s["subsets"].items())
+        subsets = ", ".join(f"{k} {v:,}" for k, v in s["subsets"].items())
         table.add_row(split, f"{s['examples']:,}", f"{s['references']:,}", f"{s['empty_references']:,}", subsets)
     console.print(table)
 

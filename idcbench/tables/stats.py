@@ -20,19 +20,23 @@ import numpy as np
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
 from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE, load_samples
-from idcbench.tables.model import KINDS, PRIMARY, RETRIEVAL_COLUMNS, Cell, metric_cell
+from idcbench.tables.model import PRIMARY, RETRIEVAL_COLUMNS, Cell, metric_cell
 from idcbench.tables.runs import Group, RunInfo
 
 
 def subset_rows(samples: Sequence[Mapping[str, Any]], subset: str) -> list[int] | None:
     """Positions of the samples in `subset`: ``total`` is all; otherwise a row's ``subsets`` list when present,
-    else its tags (``kind`` = semantic/distractor, ``type`` = change type). None when membership is unknown."""
+    else (rows written before they named their subsets) the rows with a tag of that value or ``key=value``. None
+    when membership is unknown (callers then check the count against metrics.json)."""
     if subset == "total":
         return list(range(len(samples)))
     if samples and all("subsets" in s for s in samples):
         return [i for i, s in enumerate(samples) if subset in s["subsets"]]
-    keys = ("kind",) if subset in KINDS else ("type", "kind")
-    hits = [i for i, s in enumerate(samples) if any((s.get("tags") or {}).get(k) == subset for k in keys)]
+
+    def tagged(tags: Mapping[str, Any]) -> bool:
+        return any(v == subset or f"{k}={v}" == subset for k, v in tags.items())
+
+    hits = [i for i, s in enumerate(samples) if tagged(s.get("tags") or {})]
     return hits or None
 
 

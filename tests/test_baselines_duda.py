@@ -99,3 +99,22 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.history == b.history and len(a.history) == 3
     for (k, va), (_, vb) in zip(a.net.state_dict().items(), b.net.state_dict().items()):
         assert torch.equal(va, vb), k
+
+
+def test_early_stop_keeps_the_best_epoch_logs_the_curve_and_stays_stopped(data, tmp_path):
+    import json
+
+    train, val, _ = data
+    kw = dict(pretrained=None, epochs=30, early_stop=1, lr=3e-2)  # a high lr: val stops improving early
+    model = create_model("duda-tiny", **kw)
+    model.fit(train, val, FitContext(workdir=tmp_path))
+    scores = [h["val_cider_d"] for h in model.history]
+    best = scores.index(max(scores))
+    assert len(scores) < 30 and len(scores) == best + 3  # stopped once 2 epochs in a row failed to beat the best
+    rows = [json.loads(line) for line in (tmp_path / "val_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, len(scores) + 1))
+    assert [r["val"] for r in rows] == [round(s, 4) for s in scores] and rows[-1]["metric"] == "CIDEr-D"
+    again = create_model("duda-tiny", **kw)
+    again.fit(train, val, FitContext(workdir=tmp_path))  # a finished fit does not train further
+    assert len(again.history) == len(scores)
+    assert all(torch.equal(a, b) for a, b in zip(model.net.state_dict().values(), again.net.state_dict().values()))

@@ -32,7 +32,8 @@ seed (`FitContext.seed`); the config's `seed` only initialises a random backbone
 
 Config keys: backbone, pretrained, quick_gelu, grid_layer, coords, att_dim, embed_dim, word_dim, hidden, dropout, vocab_min_count,
 max_len, epochs, batch_size, lr, lr_step_epochs, lr_gamma, weight_decay, grad_clip, l1_weight, entropy_weight,
-val_max_examples, feature_dtype, image_batch_size, seed, device.
+val_max_examples, early_stop, feature_dtype, image_batch_size, seed, device. Each validation is a row of
+``ctx.workdir/val_log.jsonl`` (epoch, step, training seconds, val CIDEr-D): the training curve.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,6 +55,7 @@ from idcbench.errors import UserError, read_json
 from idcbench.files import torch_save_atomic, write_atomic
 from idcbench.models.baselines.features import FrozenBackbone, pair_paths
 from idcbench.models.baselines.text import Vocabulary, corpus_cider_d
+from idcbench.train_log import VAL_LOG, ValLog
 
 DEFAULTS: dict[str, Any] = {
     "backbone": "idc-tiny-vit",
@@ -77,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     "l1_weight": 2.5e-3,
     "entropy_weight": 0.0,
     "val_max_examples": 1000,
+    "early_stop": None,  # stop after more than this many epochs without a better val CIDEr-D (null: every epoch)
     "feature_dtype": "float32",
     "image_batch_size": 64,
     "seed": 0,
@@ -256,6 +260,7 @@ class DUDA(FrozenBackbone, Captioner):
         opt = torch.optim.Adam(self.net.parameters(), lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(c["lr_step_epochs"]), gamma=float(c["lr_gamma"]))
         start, best, best_state, self.history = 0, -1.0, None, []
+        bad, stopped, seconds = 0, False, 0.0
         if state_path.is_file():
             saved = torch.load(state_path, map_location=self.device, weights_only=False)
             if saved.get("fingerprint") == fingerprint:
@@ -263,10 +268,14 @@ class DUDA(FrozenBackbone, Captioner):
                 opt.load_state_dict(saved["opt"])
                 sched.load_state_dict(saved["sched"])
                 start, best, best_state, self.history = saved["epoch"] + 1, saved["best"], saved["best_state"], saved["history"]
+                bad, stopped, seconds = saved.get("bad_epochs", 0), saved.get("stopped", False), saved.get("seconds", 0.0)
+        log = ValLog(workdir / VAL_LOG, start)  # rows of epochs after the saved state (a kill in between) are dropped
+        clock = time.perf_counter()
+        patience = c.get("early_stop")
 
         n, bs, epochs = len(train), int(c["batch_size"]), int(c["epochs"])
         steps_per_epoch = math.ceil(n / bs)
-        for epoch in range(start, epochs):
+        for epoch in range(start, epochs if not stopped else start):
             g = torch.Generator().manual_seed(seed * 100003 + epoch)
             torch.manual_seed(seed * 100003 + epoch)  # dropout: the same masks whether resumed or not
             perm = torch.randperm(n, generator=g).tolist()
@@ -307,13 +316,22 @@ class DUDA(FrozenBackbone, Captioner):
                 record["val_cider_d"] = score * 100
             score = record.get("val_cider_d", float(epoch))  # without val: the last epoch
             if score > best:
-                best = score
+                best, bad = score, 0
                 best_state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+            else:
+                bad += 1
+            stopped = patience is not None and bad > int(patience)
             self.history.append(record)
             ctx.progress("epoch", epoch + 1, epochs, **record)
+            now = time.perf_counter()
+            seconds, clock = seconds + now - clock, now
+            log.add(epoch + 1, (epoch + 1) * steps_per_epoch, seconds, record.get("val_cider_d"), "CIDEr-D")
             torch_save_atomic({"fingerprint": fingerprint, "epoch": epoch, "net": self.net.state_dict(),
                           "opt": opt.state_dict(), "sched": sched.state_dict(), "best": best,
-                          "best_state": best_state, "history": self.history}, state_path)
+                          "best_state": best_state, "history": self.history, "bad_epochs": bad, "stopped": stopped,
+                          "seconds": seconds}, state_path)
+            if stopped:
+                break
         if best_state is not None:
             self.net.load_state_dict(best_state)
         self.net.eval()

@@ -19,6 +19,7 @@ defaults, read from the jar's bytecode), for resampling without Java.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import queue
 import subprocess
@@ -355,6 +356,33 @@ def aggregate(totals: Sequence[float] | np.ndarray) -> float | np.ndarray:
     return float(score) if arr.ndim == 1 else score
 
 
+class _Shared:
+    """The METEOR JVM of this Python process: started on first use and kept for the next evaluations (its start and
+    the paraphrase table take 7-10 s: a command that scores several runs, such as the demo, pays them once). An
+    evaluation that did not finish (an error, an interrupt) leaves it unclean: the next one starts a new JVM."""
+
+    process: MeteorProcess | None = None
+    clean = True
+
+    @classmethod
+    def begin(cls) -> MeteorProcess:
+        """The process for a new evaluation (a new one if there is none, the last was left unclean, or it died)."""
+        p = cls.process
+        if p is None or not cls.clean or p.proc.poll() is not None:
+            if p is not None:
+                p.close()
+            cls.process = MeteorProcess()
+            atexit.register(cls.process.close)
+        cls.clean = False
+        return cls.process
+
+    @classmethod
+    def current(cls) -> MeteorProcess:
+        if cls.process is None or cls.clean:
+            raise RuntimeError("METEOR's score() without its start()")
+        return cls.process
+
+
 class Meteor(Metric):
     """METEOR 1.5: the jar's aggregate of each subset's summed statistics; per-sample segment scores; the
     statistics lines kept per sample (``stats.meteor``) rescore any resample without Java."""
@@ -366,14 +394,14 @@ class Meteor(Metric):
     keeps = ("meteor",)
 
     def start(self, corpus: Corpus) -> None:
-        process = corpus.shared("meteor", MeteorProcess)  # the JVM loads while the other metrics work
-        process.submit(*corpus.tokens)
+        _Shared.begin().submit(*corpus.tokens)  # its work goes on while the other metrics are computed
 
     def score(self, corpus: Corpus, done=None) -> Scores:
-        process = corpus.shared("meteor", MeteorProcess)
+        process = _Shared.current()
         lines = process.collect(lambda d, t: corpus.progress(self.name, d, t))
         scored = [s for s, members in corpus.subsets.items() if members]
         seg_scores, aggs = process.evaluate(lines, [corpus.subsets[s] for s in scored])
+        _Shared.clean = True
         return Scores(dict(zip(scored, aggs)), seg_scores, {"meteor": lines},
                       {"implementation": "meteor-1.5.jar from pycocoevalcap 1.2, -l en -norm, one process",
                        "aggregate": "the jar's EVAL aggregate of each subset's statistics lines",

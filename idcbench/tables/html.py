@@ -168,6 +168,71 @@ def bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequenc
     return "\n".join(out)
 
 
+def line_chart_svg(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], *, title: str = "",
+                   x_label: str = "", y_label: str = "") -> str:
+    """Lines with dots as inline SVG (training curves: val score against training steps), with legend; empty when
+    there is no point."""
+    points = [(x, y) for _, pts in series for x, y in pts if y is not None]
+    if not points:
+        return ""
+    xmax, top = max(x for x, _ in points) or 1.0, _nice_ceiling(max(y for _, y in points))
+    left, right, top_pad, bottom, plot_w, plot_h = 48, 16, 28, 44, 520, 200
+    width = left + plot_w + right
+    legend = legend_layout([name for name, _ in series], plot_w)
+    width = max(width, left + right + max(x + w for x, _, w in legend))
+    height = top_pad + plot_h + bottom + 18 * (1 + max(row for _, row, _ in legend))
+
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return left + plot_w * x / xmax, top_pad + plot_h - plot_h * y / top
+
+    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">']
+    if title:
+        out.append(f'<text x="{left}" y="16" font-weight="600">{esc(title)}</text>')
+    for i in range(5):
+        y = top_pad + plot_h - plot_h * i / 4
+        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e6ec"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{top * i / 4:g}</text>')
+    for i in range(5):
+        x = left + plot_w * i / 4
+        out.append(f'<text x="{x:.1f}" y="{top_pad + plot_h + 16}" text-anchor="middle">{xmax * i / 4:.0f}</text>')
+    if x_label:
+        out.append(f'<text x="{left + plot_w / 2:.1f}" y="{top_pad + plot_h + 30}" text-anchor="middle">'
+                   f'{esc(x_label)}</text>')
+    if y_label:
+        out.append(f'<text x="12" y="{top_pad + plot_h / 2:.1f}" transform="rotate(-90 12 {top_pad + plot_h / 2:.1f})" '
+                   f'text-anchor="middle">{esc(y_label)}</text>')
+    for si, (name, pts) in enumerate(series):
+        colour = PALETTE[si % len(PALETTE)]
+        pts = [xy(x, y) for x, y in pts if y is not None]
+        if len(pts) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in pts]
+    ly = top_pad + plot_h + 48
+    for si, ((name, _), (x, row, _)) in enumerate(zip(series, legend)):
+        lx, yy = left + x, ly + row * 18
+        out.append(f'<rect x="{lx}" y="{yy - 9}" width="10" height="10" fill="{PALETTE[si % len(PALETTE)]}"/>')
+        out.append(f'<text x="{lx + 14}" y="{yy}">{esc(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def curves_svg(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) -> str:
+    """Training curves of several models (`label -> stage -> rows`, `idcbench.train_log`), one chart per metric:
+    each line is one model's stage, val score against its training steps."""
+    by_metric: dict[str, list[tuple[str, list[tuple[float, float]]]]] = {}
+    for label, stages in curves.items():
+        for stage, rows in stages.items():
+            if not rows:
+                continue
+            metric = str(rows[0].get("metric") or "val")
+            name = label if len([s for s in stages.values() if s]) == 1 else f"{label} ({stage})"
+            by_metric.setdefault(metric, []).append((name, [(float(r["step"]), r.get("val")) for r in rows]))
+    return "\n".join(line_chart_svg(series, title=f"val {metric} during training", x_label="training steps",
+                                     y_label=metric) for metric, series in by_metric.items())
+
+
 CHAR_PX = 7  # an upper bound of the mean advance of an 11 px sans-serif glyph: legend entries never overlap or clip
 LEGEND_GAP = 24
 

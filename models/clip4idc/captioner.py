@@ -315,10 +315,14 @@ class Clip4IDC(Captioner):
         from idcbench.errors import read_json
 
         directory = Path(directory)
+        from idcbench.models.clip4idc import compact
+
         saved = read_json(directory / "config.json", what="clip4idc model config")
+        cfg = deep_merge(saved.get("config", saved), overrides)
+        if (directory / compact.WEIGHTS).is_file():  # a compact checkpoint (the demo's): the stored differences
+            return compact.base_for_load(directory, cfg)
         if not (directory / "model.pt").is_file():
             raise UserError(f"{directory}: model.pt missing; the directory was not written by Clip4IDC.save")
-        cfg = deep_merge(saved.get("config", saved), overrides)
         return cls(cfg, _weights=directory / "model.pt")
 
     def load_checkpoint(self, path: str | Path) -> str:

@@ -26,7 +26,7 @@ PAIRS, BEAM_PAIRS, MAX_LEN = 16, 4, 32
 
 def build(pairs: int = PAIRS):
     """(model, images 2 x pairs x 3 x 224 x 224, pair tokens) of a random ViT-B/32 CLIP4IDC."""
-    from idcbench.captioner import create_model
+    from idcbench.factory import create_model
 
     torch.manual_seed(0)
     model = create_model("clip4idc", pretrained=None, eval_batch_size=pairs)

@@ -114,7 +114,8 @@ def shapes_pairs(workdir: Path, n: int, size: int = 64):
 
 def caption_once(url: str, model_id: str, examples: Sequence, concurrency: int, batch_size: int = BATCH_SIZE) -> int:
     """Caption `examples` through `openai` into a fresh run directory, as `idcbench run` does; the distinct captions."""
-    from idcbench.captioner import RunContext, TrainData, create_model
+    from idcbench.captioner import RunContext, TrainData
+    from idcbench.factory import create_model
     from idcbench.run.caption import caption_examples
     from idcbench.run.reporter import Reporter
 

@@ -60,7 +60,7 @@ def _worker(model_dir: str, data_root: str, out: str) -> None:
 def setup(tmp_path_factory):
     import torch
 
-    from idcbench.captioner import create_model
+    from idcbench.factory import create_model
     from idcbench.datasets import shapes
 
     root = tmp_path_factory.mktemp("bench_runner")

@@ -45,7 +45,8 @@ def one(model_name: str) -> dict:
     """Train `model_name` briefly in this process; digest of the weights and captions, and the seconds it took."""
     import torch
 
-    from idcbench.captioner import FitContext, create_model
+    from idcbench.captioner import FitContext
+    from idcbench.factory import create_model
     from idcbench.data import load_dataset
     from idcbench.run.model import seed_everything
 

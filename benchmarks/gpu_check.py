@@ -67,7 +67,7 @@ class Part:
 
 
 def model(cfg: dict, **over):
-    from idcbench.captioner import create_model
+    from idcbench.factory import create_model
 
     torch.manual_seed(0)
     kw = dict(pretrained=None, backbone=cfg["backbone"], amp=True, eval_batch_size=cfg["s2_batch"])

@@ -209,39 +209,6 @@ class ModelSpec:
         return self.family(self.full_config(overrides))
 
 
-def register_variants(config_dir: Path, families: Mapping[str, str], default_family: str | None = None) -> None:
-    """Register every ``*.json`` in `config_dir` as a model variant (configs are data). A file names its
-    ``family`` (a key of `families`, whose values are ``"module:Class"``; `default_family` when absent), its
-    ``description`` (required: `idcbench list models` shows it), optional ``name`` (default: the file stem) and
-    ``aliases``, and its config keys, either under ``config`` or at the top level."""
-    import json
-
-    from idcbench.registry import MODELS
-
-    for path in sorted(Path(config_dir).glob("*.json")):
-        data = json.loads(path.read_text())
-        family = data.get("family", default_family)
-        if family not in families:
-            raise ValueError(f"{path}: unknown family {family!r} (known: {', '.join(families)})")
-        if not data.get("description"):
-            raise ValueError(f"{path}: every variant needs a description (`idcbench list models` shows it)")
-        config = variant_config(data)
-        MODELS.add(data.get("name", path.stem), ModelSpec(families[family], dict(config), data["description"]),
-                   description=data["description"], aliases=tuple(data.get("aliases", ())))
-
-
-VARIANT_KEYS = ("name", "description", "family", "aliases", "config")  # a variant file's keys that are not config
-
-
-def variant_config(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The config of a variant file: its ``config`` group, else every top-level key that is not in `VARIANT_KEYS`.
-
-    >>> variant_config({"description": "d", "k": 3}), variant_config({"config": {"k": 3}, "name": "n"})
-    ({'k': 3}, {'k': 3})
-    """
-    return dict(data["config"]) if "config" in data else {k: v for k, v in data.items() if k not in VARIANT_KEYS}
-
-
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """`override` on top of `base`, merging nested dicts (a variant's ``stage2`` group keeps the keys not overridden).
 
@@ -282,18 +249,3 @@ def check_config(model: str, family: type[Captioner], config: Mapping[str, Any])
 
     if family.config_defaults is not None:
         walk(family.config_defaults, config, "")
-
-
-def create_model(name: str, **overrides: Any) -> Captioner:
-    """timm-style entry point: build a registered model variant by name, config keys overridden by `overrides`."""
-    from idcbench.registry import MODELS
-
-    spec: ModelSpec = MODELS.get(name)
-    check_config(name, spec.family, deep_merge(spec.config, overrides))
-    return spec.create(**overrides)
-
-
-def list_models(pattern: str = "*") -> list[str]:
-    from idcbench.registry import MODELS
-
-    return MODELS.names(pattern)

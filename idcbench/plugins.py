@@ -32,7 +32,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from idcbench.captioner import Captioner, ModelSpec, deep_merge, variant_config
+from idcbench.captioner import Captioner, ModelSpec, deep_merge
+from idcbench.factory import variant_config
 from idcbench.errors import UserError, read_json
 
 INCLUDE_HELP = ("A .py file, a .json variant config or a folder of them that registers models (and datasets); "

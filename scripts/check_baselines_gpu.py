@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 sys.path.insert(0, "tests")
 from _baselines_toy import make_toy
-from idcbench.captioner import FitContext, create_model
+from idcbench.captioner import FitContext
+from idcbench.factory import create_model
 from idcbench.models.baselines.duda import DUDA, DUDANet
 from idcbench.models.baselines.nearest_neighbour import NearestNeighbour
 from idcbench.models.baselines.text import corpus_cider_d

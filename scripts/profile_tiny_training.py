@@ -31,7 +31,8 @@ def main() -> None:
 
     import torch
 
-    from idcbench.captioner import FitContext, create_model
+    from idcbench.captioner import FitContext
+    from idcbench.factory import create_model
     from idcbench.data import load_dataset
 
     torch.set_num_threads(args.threads)

@@ -6,7 +6,8 @@ import pytest
 import torch
 from pycocoevalcap.cider.cider import Cider
 
-from idcbench.captioner import FitContext, create_model
+from idcbench.captioner import FitContext
+from idcbench.factory import create_model
 from idcbench.models.baselines.duda import DUDA, DUDANet, add_coords
 from idcbench.models.baselines.text import tokenize
 from idcbench.registry import MODELS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from idcbench.captioner import create_model
+from idcbench.factory import create_model
 from idcbench.data import Example, Pair
 from idcbench.models.baselines.most_frequent import MostFrequent
 from idcbench.models.baselines.text import normalize_caption

@@ -6,7 +6,7 @@ import pytest
 import torch
 from pycocoevalcap.cider.cider import Cider
 
-from idcbench.captioner import create_model
+from idcbench.factory import create_model
 from idcbench.models.baselines.nearest_neighbour import NearestNeighbour
 from idcbench.models.baselines.text import consensus_choice, document_frequency, tokenize
 from idcbench.registry import MODELS

@@ -118,7 +118,7 @@ def test_readme_links_reach_github_heading_anchors(tmp_path):
 
 
 def test_unknown_config_key_of_a_family_without_keys_says_so():
-    from idcbench.captioner import create_model
+    from idcbench.factory import create_model
     from idcbench.errors import UserError
 
     with pytest.raises(UserError) as e:

@@ -73,7 +73,7 @@ def names():
 
 @pytest.fixture(scope="module")
 def model():
-    from idcbench.captioner import create_model
+    from idcbench.factory import create_model
 
     torch.manual_seed(0)
     return create_model("clip4idc", pretrained=None, decoding={"max_len": 3}, eval_batch_size=1)

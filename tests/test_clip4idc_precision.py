@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from idcbench.captioner import FitContext, create_model
+from idcbench.captioner import FitContext
+from idcbench.factory import create_model
 from idcbench.models.clip4idc.precision import convert_official_fp16
 
 # What OpenAI CLIP's convert_weights casts, written from its rules for the names of a CLIP ViT (not from our code):

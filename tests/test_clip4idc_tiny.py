@@ -9,7 +9,8 @@ import pytest
 import torch
 from _cli import run_cli
 
-from idcbench.captioner import FitContext, create_model
+from idcbench.captioner import FitContext
+from idcbench.factory import create_model
 
 FAST = {"pretrained": None, "eval_batch_size": 16, "decoding": {"max_len": 12}}
 

@@ -67,7 +67,7 @@ def test_listing_models_imports_no_model_code():
             "from idcbench.registry import MODELS\n"
             "assert len(MODELS.names()) >= 11 and all(e.description for e in MODELS.entries())\n"
             "print(sorted(m for m in ('torch', 'open_clip', 'idcbench.models.clip4idc.captioner') if m in sys.modules))\n"
-            "from idcbench.captioner import create_model\n"
+            "from idcbench.factory import create_model\n"
             "create_model('clip4idc-tiny', pretrained=None)\n"
             "print(sorted(m for m in ('torch', 'open_clip', 'idcbench.models.clip4idc.captioner') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")

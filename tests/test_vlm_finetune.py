@@ -316,7 +316,12 @@ def test_run_saves_an_adapter_that_init_turns_into_the_same_captions(tiny_vlm, s
     assert code == 0, err
     bare_run = _run_dir(tmp_path / "bare-run")
     assert [p["raw"] for p in _predictions(bare_run)] == [p["raw"] for p in preds]
-    assert json.loads((bare_run / "model" / "config.json").read_text())["config"]["instruction"] is None
+    # read with the run's whole config (a bare adapter has none of its own): the variant's settings and the pinned
+    # prompt are the ones the run spec records
+    from idcbench.models.vlm.prompting import instruction_for
+
+    saved = json.loads((bare_run / "model" / "config.json").read_text())["config"]
+    assert saved["instruction"] == instruction_for("shapes") and saved["max_new_tokens"] == 6
     assert (bare_run / "model" / "adapter_model.safetensors").read_bytes() == (bare / "adapter_model.safetensors").read_bytes()
 
     # `idcbench caption vlm --config model=BASE --init ADAPTER before after`: the run's caption of that pair

@@ -17,31 +17,24 @@ from idcbench.plugins import INCLUDE_HELP
 
 
 def load_captioner(model: str, init: Optional[str], overrides: dict):
-    """A ready captioner from a registered name (+ init) or a saved directory."""
-    from idcbench.captioner import create_model
-    from idcbench.errors import UserError, read_json
-    from idcbench.registry import MODELS
+    """A ready captioner from a registered name (+ ``--init``) or a saved model directory (`idcbench.factory`)."""
+    from idcbench import factory
+    from idcbench.errors import UserError
 
     path = Path(model).expanduser()
-    if path.is_dir():
-        saved = read_json(path / "config.json", what="saved model config")
-        family = saved.get("family") if isinstance(saved, dict) else None
-        name = family if family in MODELS else model
-        spec = MODELS.get(name)
-        return spec.family.load(path, **overrides)
-    if init is not None and Path(init).expanduser().is_dir():
-        spec = MODELS.get(model)
-        return spec.family.load(Path(init).expanduser(), **overrides)
-    spec = MODELS.get(model)
-    if init is None and not overrides.get("init") and spec.family.trains(spec.full_config(overrides)):
+    if path.is_dir():  # a run's model/ folder: it says which model saved it
+        name = factory.saved_variant(path)
+        if name is None:
+            raise UserError(f"{path}: not a model folder idcbench saved (no {factory.MARKER} or config.json naming "
+                            "its model); give a registered model name and --init this folder")
+        return factory.load(path, name, overrides=overrides)
+    spec, config = factory.resolve(model, overrides)
+    if init is not None:
+        return factory.from_init(Path(init).expanduser(), model, overrides=overrides, config=config)
+    if not overrides.get("init") and spec.family.trains(config):
         raise UserError(f"{model} learns its weights in training: pass --init CKPT (a checkpoint or a saved model "
                         f"folder), or give a run's model folder as MODEL (runs/<dataset>/{model}/<hash>/model)")
-    if init is not None:
-        overrides = {**overrides, "init": init}
-    try:
-        return create_model(model, **overrides)
-    except TypeError as e:
-        raise UserError(f"model {model!r} does not accept these options ({e})") from None
+    return spec.family(config)
 
 
 @app.command("caption")

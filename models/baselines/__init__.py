@@ -8,7 +8,7 @@ Registered models (variants are the JSON files in ``configs/``; keys there overr
 - ``duda``: DUDA (Park et al., ICCV 2019) with the paper's sizes on CLIP RN101 layer3 grids;
   ``duda-tiny``: a small DUDA on the miniature CLIP, for CPU and `shapes`.
 
->>> from idcbench.captioner import create_model
+>>> from idcbench.factory import create_model
 >>> create_model("most-frequent").card()
 'Most-frequent training caption, the same for every pair: the no-image floor.'
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idcbench.captioner import register_variants
+from idcbench.factory import register_variants
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 # family -> "module:Class", imported when a variant is built (DUDA and nearest-neighbour need torch and open_clip)

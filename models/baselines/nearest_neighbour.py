@@ -13,7 +13,7 @@ is always a training caption, verbatim.
 Config keys: backbone, pretrained, quick_gelu, features ("pooled" | "patch"), grid_layer, grid_pool, parts ([before, after, diff]
 weights), k, chunk_size, batch_size, seed (random-init backbones), device.
 
->>> from idcbench.captioner import create_model
+>>> from idcbench.factory import create_model
 >>> m = create_model("nearest-neighbour-tiny")  # doctest: +SKIP
 """
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idcbench.captioner import register_variants
+from idcbench.factory import register_variants
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 # imported when a variant is built (torch, open_clip); the class and DEFAULTS live in `.captioner`

@@ -2,7 +2,7 @@
 
 Built from a config dict (see `DEFAULTS`; registered variants are JSON files in ``configs/``):
 
->>> from idcbench.captioner import create_model
+>>> from idcbench.factory import create_model
 >>> m = create_model("clip4idc-tiny", pretrained=None)          # doctest: +SKIP
 >>> m.fit(train, val, FitContext(workdir=Path("work")))          # doctest: +SKIP
 >>> m.caption([Pair(Path("before.png"), Path("after.png"))])     # doctest: +SKIP

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from idcbench.captioner import register_variants
+from idcbench.factory import register_variants
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 # family -> "module:Class", imported when a variant is built (transformers / httpx2 are imported on first use)

@@ -160,7 +160,12 @@ class Captioner(ABC):
     @classmethod
     @abstractmethod
     def load(cls, directory: Path, **overrides: Any) -> "Captioner":
-        """Rebuild a captioner saved by `save`."""
+        """Rebuild a captioner saved by `save` (or `export`)."""
+
+    def export(self, directory: Path) -> None:
+        """Write the smallest folder `load` reads back with the same captions (what a repository ships, e.g. fp16
+        and only what training changed). Default: `save`."""
+        self.save(directory)
 
     def card(self) -> str:
         """One line for `idcbench list models`."""

@@ -1,9 +1,15 @@
-"""The embedded demo: `shapes` -> CLIP4IDC-tiny (both stages), its ablations and the baselines -> leaderboard + report.
+"""The embedded demo: `shapes` -> CLIP4IDC-tiny, its ablations and the baselines -> leaderboard + report.
 
-Runs offline on a 2-core CPU in minutes. Every model goes through the same `idcbench run` machinery
-(`idcbench.run.run`), so the demo's run directories are ordinary, resumable runs; the leaderboard is built from
-the light files of those runs (metrics, per-sample scores, spec, env), which are what `leaderboard/runs/` keeps in
-the repository.
+`make demo` (`run_demo`) evaluates the checkpoints shipped in ``models/shipped/`` through the ordinary ``--init``
+path (caption, score, retrieval) and writes the leaderboard and CLIP4IDC-tiny's report: minutes on a CPU, and the
+same bytes on every machine (the captions of a saved model do not depend on the machine; the evaluation runs on the
+CPU, and what does depend on it, the environment and the timings, stays in the run directories, outside the
+committed light files). `idcbench demo --train` (`train=True`) first trains every learned model from scratch with its
+recipe and ships it: a compact copy of the trained model into ``models/shipped/<model>/`` with its provenance (the
+training run's spec, environment, validation curves, cost, and the sha256 of every shipped file).
+
+The two baselines that learn nothing iterative are computed, not shipped: `most-frequent` counts the training
+captions, `nearest-neighbour-tiny` indexes the training pairs' features of the shipped miniature CLIP.
 
 >>> [name for name, _ in DEMO_MODELS][:2]
 ['most-frequent', 'nearest-neighbour-tiny']
@@ -11,6 +17,8 @@ the repository.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +41,25 @@ DEMO_MODELS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("clip4idc-tiny-noadapt", {}),
     ("clip4idc-tiny", {}),
 )
+LEARNED = ("duda-tiny", "clip-diff-tiny", "clip4idc-tiny-noadapt", "clip4idc-tiny")  # trained, selected on val: shipped
 REPORT_MODEL = "clip4idc-tiny"  # the demo writes this model's report page
-# The files of a run that the leaderboard reads; checkpoints and predictions stay in the run directory.
-LIGHT_FILES = ("run_spec.json", "env.json", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, "DONE")
+PROVENANCE = "provenance"
+SUMS = "SHA256SUMS"  # the sha256 of every shipped file of a model (sha256sum's format)
+# The files of a run that the leaderboard reads: what does not depend on the machine (no env.json, no DONE with its
+# time, no cost.json); run_spec.json without the facts of the machine it ran on.
+LIGHT_FILES = ("run_spec.json", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, "curves.json")
+MACHINE_KEYS = ("data_root", "device")  # recorded beside the spec, different on every machine
+
+
+def shipped_root() -> Path:
+    """The package's ``models/shipped/`` (in a checkout and in an installed wheel alike)."""
+    import idcbench.models
+
+    return Path(idcbench.models.__file__).resolve().parent / "shipped"
+
+
+def shipped_dir(model: str, root: str | Path | None = None) -> Path:
+    return Path(root or shipped_root()) / model
 
 
 @dataclass
@@ -44,20 +68,70 @@ class DemoResult:
     leaderboard: list[Path]
     report: Path | None
     tables: dict[tuple[str, str], list[Table]] = field(default_factory=dict)  # what the leaderboard files show
+    shipped: list[Path] = field(default_factory=list)  # checkpoints written by `train=True`
 
 
 def export_light_runs(results: Sequence[RunResult], runs_dir: Path, dest: Path) -> list[Path]:
-    """Copy the light files of each run into ``dest`` under the same relative path (what the repository keeps)."""
+    """Copy the light files of each run into ``dest`` under the same relative path (what the repository keeps),
+    run_spec.json without the facts of the machine."""
     exported = []
     for result in results:
         rel = result.run_dir.resolve().relative_to(runs_dir.resolve())
         target = dest / rel
         target.mkdir(parents=True, exist_ok=True)
         for name in LIGHT_FILES:
-            if (result.run_dir / name).exists():
-                shutil.copyfile(result.run_dir / name, target / name)
+            source = result.run_dir / name
+            if not source.exists():
+                continue
+            if name == "run_spec.json":
+                saved = json.loads(source.read_text(encoding="utf-8"))
+                light = {k: v for k, v in saved.items() if k not in MACHINE_KEYS}
+                (target / name).write_text(json.dumps(light, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                                           encoding="utf-8")
+            else:
+                shutil.copyfile(source, target / name)
         exported.append(target)
     return exported
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ship(result: RunResult, name: str, dest: Path) -> Path:
+    """A compact copy of a training run's model in `dest` (``models/shipped/<model>``), with its provenance and the
+    sha256 of every file it ships."""
+    from idcbench import factory
+    from idcbench.train_log import SUFFIX
+
+    model = factory.load(result.run_dir / "model", name)
+    if dest.exists():
+        shutil.rmtree(dest)
+    factory.save(model, dest, name=name, spec_hash=result.spec.hash, compact=True)
+    prov = dest / PROVENANCE
+    prov.mkdir()
+    for source in ("run_spec.json", "env.json", "cost.json"):
+        if (result.run_dir / source).exists():
+            shutil.copyfile(result.run_dir / source, prov / source)
+    for log in sorted((result.run_dir / "train").glob(f"*{SUFFIX}")):
+        shutil.copyfile(log, prov / log.name)
+    files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != SUMS)
+    (dest / SUMS).write_text("".join(f"{_sha256(p)}  {p.relative_to(dest).as_posix()}\n" for p in files))
+    return dest
+
+
+def verify_shipped(dest: Path) -> list[str]:
+    """The files of a shipped checkpoint whose sha256 is not the one recorded (empty when all match)."""
+    sums = dest / SUMS
+    if not sums.is_file():
+        return [f"{sums} missing"]
+    bad = []
+    for line in sums.read_text().splitlines():
+        digest, _, rel = line.partition("  ")
+        path = dest / rel
+        if not path.is_file() or _sha256(path) != digest:
+            bad.append(rel)
+    return bad
 
 
 def run_demo(
@@ -67,21 +141,34 @@ def run_demo(
     models: Sequence[tuple[str, dict[str, Any]]] = DEMO_MODELS,
     device: str = "auto",
     force: bool = False,
+    train: bool = False,
+    shipped: str | Path | None = None,
     reporter: Reporter | None = None,
     resamples: int | None = None,
 ) -> DemoResult:
-    """Train and evaluate every demo model on `shapes`, then write the leaderboard and CLIP4IDC's report."""
+    """Evaluate every demo model on `shapes` (the learned ones from their shipped checkpoints, on the CPU: the same
+    captions on every machine) and write the leaderboard and CLIP4IDC-tiny's report. With `train`, first train the
+    learned models from scratch on `device` and ship them into `shipped` (default ``models/shipped/``)."""
+    from idcbench.report import build_report
     from idcbench.tables.build import leaderboard_tables
     from idcbench.tables.publish import find_reports, leaderboard_files, write_leaderboard
-    from idcbench.report import build_report
 
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     reporter = reporter or Reporter()
+    written: list[Path] = []
+    if train:
+        for name, overrides in models:
+            if name in LEARNED:
+                reporter.message(f"[demo --train] {name} on {DEMO_DATASET}, from scratch")
+                req = RunRequest(model=name, dataset=DEMO_DATASET, config=dict(overrides), seed=DEMO_SEED,
+                                 device=device, runs_dir=runs_dir / "train", force=force, metrics=["CIDEr-D"])
+                written.append(ship(run(req, reporter), name, shipped_dir(name, shipped)))
     results = []
     for name, overrides in models:
-        reporter.message(f"[demo] {name} on {DEMO_DATASET}")
-        req = RunRequest(model=name, dataset=DEMO_DATASET, config=dict(overrides), seed=DEMO_SEED, device=device,
-                         runs_dir=runs_dir, force=force)
+        init = shipped_dir(name, shipped) if name in LEARNED else None
+        reporter.message(f"[demo] {name} on {DEMO_DATASET}" + (f" from {init}" if init else ""))
+        req = RunRequest(model=name, dataset=DEMO_DATASET, config=dict(overrides), seed=DEMO_SEED, device="cpu",
+                         runs_dir=runs_dir, force=force, init=init)
         results.append(run(req, reporter))
     light_dir = out_dir / "runs"
     if light_dir.exists():
@@ -90,8 +177,9 @@ def run_demo(
     report = None
     main = next((r for r in results if r.spec.model == REPORT_MODEL), None)
     if main is not None:  # before the leaderboard, whose row of this run links to the report it finds beside it
-        report = build_report(main.run_dir, out_dir / f"report-{REPORT_MODEL}.html")
+        main_light = light_dir / main.run_dir.resolve().relative_to(runs_dir.resolve())
+        report = build_report(main_light, out_dir / f"report-{REPORT_MODEL}.html")
     kwargs = {"resamples": resamples} if resamples is not None else {}
     tables = leaderboard_tables(light_dir, reports=find_reports(out_dir), **kwargs)
-    written = write_leaderboard(leaderboard_files(tables), out_dir)
-    return DemoResult(results, written, report, tables)
+    files = write_leaderboard(leaderboard_files(tables), out_dir)
+    return DemoResult(results, files, report, tables, written)

@@ -163,15 +163,17 @@ def from_init(init: str | Path, name: str, *, overrides: Mapping[str, Any] | Non
         raise _load_error(f"--init {init}", name, e) from None
 
 
-def save(model: Captioner, directory: str | Path, *, name: str, spec_hash: str | None = None) -> Path:
+def save(model: Captioner, directory: str | Path, *, name: str, spec_hash: str | None = None,
+         compact: bool = False) -> Path:
     """Save `model` into `directory` atomically: into a temporary folder, the marker last (variant, family, the run
-    it came from), then renamed; processes that save the same model at once agree (one of them wins)."""
+    it came from), then renamed; processes that save the same model at once agree (one of them wins). `compact`:
+    the family's smallest form for shipping (`Captioner.export`)."""
     target = Path(directory)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        model.save(tmp)
+        (model.export if compact else model.save)(tmp)
         write_json_atomic(tmp / MARKER, {"model": name, "family": family_name(type(model)), "spec_hash": spec_hash})
         try:
             os.rename(tmp, target)

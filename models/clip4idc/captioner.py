@@ -310,6 +310,13 @@ class Clip4IDC(Captioner):
         write_atomic(directory / "config.json",
                      json.dumps({"family": "clip4idc", "config": dict(self.config, init=None)}, indent=2) + "\n")
 
+    def export(self, directory: Path) -> None:
+        """A compact checkpoint (`idcbench.models.clip4idc.compact`): fp16, only what differs from the config's
+        pretrained backbone and init, only the restricted vocabulary's rows."""
+        from idcbench.models.clip4idc import compact
+
+        compact.save_compact(self, directory)
+
     @classmethod
     def load(cls, directory: Path, **overrides: Any) -> "Clip4IDC":
         from idcbench.errors import read_json

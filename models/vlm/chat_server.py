@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hashlib
 import json
 import os
@@ -201,7 +202,6 @@ class OpenAICompatible(PromptedCaptioner):
         self.log: RequestLog | None = None  # set by bind_run: the run's write-ahead log
         self.retries = 0
         self._rng = random.Random()  # jitter only spreads retries; it never changes an answer
-        self._shot_urls: dict[Path, bytes] = {}
         self._failures: list[str | None] = []  # per pair of the last batch: why it has no answer
         self._said: set[tuple[str, int]] = set()  # (reason, attempt) of the retry lines printed in this batch
         self._tls_context: ssl.SSLContext | None = None
@@ -282,12 +282,10 @@ class OpenAICompatible(PromptedCaptioner):
         return {"type": "image_url", "image_url": {"url": _Image(Path(path))}}
 
     def _data_url(self, path: Path) -> bytes:
-        if path in self._shot_urls:
-            return self._shot_urls[path]
-        url = data_url_bytes(path, self.config["max_side"])
-        if any(path in (s.pair.before, s.pair.after) for s in self.shots):
-            self._shot_urls[path] = url  # the shots' images are in every request: encoded once per run
-        return url
+        stat = path.stat() if path.exists() else None  # a missing file: data_url_bytes says so
+        if stat is None:
+            return data_url_bytes(path, self.config["max_side"])
+        return _recent_data_url(path, stat.st_mtime_ns, stat.st_size, self.config["max_side"])
 
     def request_body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         c = self.config
@@ -504,6 +502,13 @@ class OpenAICompatible(PromptedCaptioner):
         if data.get("system_fingerprint"):
             record["system_fingerprint"] = data["system_fingerprint"]
         return record
+
+
+@functools.lru_cache(maxsize=64)
+def _recent_data_url(path: Path, mtime_ns: int, size: int, max_side: int | None) -> bytes:
+    """`data_url_bytes` of the last images asked for (keyed by the file's time stamp and size too): the shots' images
+    are in every request, and CLEVR-Change's before image in two neighbouring pairs."""
+    return data_url_bytes(path, max_side)
 
 
 def _pair_of(messages: list[dict[str, Any]]) -> list[str]:

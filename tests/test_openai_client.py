@@ -136,7 +136,8 @@ def test_the_served_model_is_the_identity_not_the_address(shapes_root, tmp_path,
         assert {k: config[k] for k in ("max_tokens", "temperature", "seed", "extra_body")} == \
             {"max_tokens": 48, "temperature": 0, "seed": 0, "extra_body": {}}
         assert recorded["runtime_config"]["base_url"] == server.url
-        assert json.loads((run / "usage.json").read_text())["served_model"] == config["served_model"]
+        usage = json.loads((run / "usage.json").read_text())
+        assert usage["served_model"] == config["served_model"] and usage["answered_by"] == ["served-model"]
         assert server.bodies[0]["model"] == "idc-lora"
         # the same server by another name: the same run
         code, out, err = _run(capsys, shapes_root, runs, f"http://localhost:{server.port}/v1/", model="idc-lora")
@@ -221,6 +222,35 @@ def test_what_fails_before_any_request(shapes_root, tmp_path, capsys, monkeypatc
         assert server.headers[0]["Authorization"] == "Bearer sk-secret-123"
     assert not any("sk-secret-123" in p.read_text(errors="replace") for p in (tmp_path / "c").rglob("*")
                    if p.is_file())
+
+
+def test_the_request_key_is_the_hash_of_the_bytes_sent(shapes_root):
+    from idcbench.captioner import create_model
+    from idcbench.models.vlm.data_url import image_data_url
+    from idcbench.models.vlm.wal import request_key
+    from idcbench.spec import canonical_json
+
+    model = create_model("openai", base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None,
+                         instruction="What changed?", extra_body={"top_k": 1})
+    (example,) = _examples(shapes_root, 1)
+    data, key = model._encode(model.conversations([example.pair])[0])
+    body = json.loads(data)
+    assert data == canonical_json(body).encode() and key == request_key(body)
+    assert [p["image_url"]["url"] for p in body["messages"][0]["content"][:2]] == \
+        [image_data_url(example.before), image_data_url(example.after)]
+    assert body["top_k"] == 1 and body["max_tokens"] == 48 and body["model"] == "m"
+
+
+def test_a_proxy_from_the_environment_carries_the_requests(shapes_root, tmp_path, capsys, monkeypatch):
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with ChatServer([completion()], models=[{"id": "m", "root": "/weights/m"}]) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url.removesuffix("/v1"))
+        code, _, err = _run(capsys, shapes_root, tmp_path, "http://idc-server.invalid:8000/v1", limit=2)
+    assert code == 0, err
+    assert len(proxy.bodies) == 2 and proxy.gets == ["http://idc-server.invalid:8000/v1/models"]
+    (run,) = tmp_path.glob("shapes/openai/*")
+    assert json.loads((run / "run_spec.json").read_text())["spec"]["config"]["served_model"] == {"root": "/weights/m"}
 
 
 # ------------------------------------------------------------------------------------------------ the request

@@ -78,6 +78,18 @@ _SLOT = f"@@idcbench-image-{os.urandom(8).hex()}@@"  # where an image's data URL
 _SLOTS = re.compile(re.escape(_SLOT.encode()) + rb"(\d+)" + re.escape(_SLOT.encode()))
 
 
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (``<scheme>_proxy`` or ``all_proxy``, unless ``no_proxy`` covers
+    its host), as httpx's client would use it."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date); None when absent or unreadable."""
     if not value:
@@ -147,18 +159,18 @@ class _Image:
 
 
 class _Connection:
-    """The event loop, HTTP clients and thread pool a model keeps across batches (keep-alive); closed when the model
-    is collected or the interpreter exits.
+    """The event loop, HTTP connections and thread pool a model keeps across batches (keep-alive); closed when the
+    model is collected or the interpreter exits.
 
-    One client per request in flight, each with one connection: httpcore's pool looks at every connection it holds
-    for each request it places (a poll and a getpeername each), which cost more than the request itself at 32
-    connections on a fast server."""
+    One httpx transport per request in flight, each with one connection, called directly: httpcore's pool looks at
+    every connection it holds for each request it places (a poll and a getpeername each), and httpx's client layers
+    (auth, redirects, cookies) cost a third of a request on a fast server, for nothing this client uses."""
 
     def __init__(self, workers: int) -> None:
         self.loop = asyncio.new_event_loop()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="idcbench-openai")
-        self.clients: list[Any] = []
-        self.free: asyncio.Queue[Any] | None = None  # the clients not in use: at most `concurrency` requests in flight
+        self.transports: list[Any] = []
+        self.free: asyncio.Queue[Any] | None = None  # the transports not in use: at most `concurrency` requests
 
     def run(self, coro: Any) -> Any:
         task = self.loop.create_task(coro)
@@ -173,9 +185,9 @@ class _Connection:
             raise
 
     def close(self) -> None:
-        if self.clients and not self.loop.is_closed():
+        if self.transports and not self.loop.is_closed():
             try:
-                self.loop.run_until_complete(asyncio.gather(*(c.aclose() for c in self.clients)))
+                self.loop.run_until_complete(asyncio.gather(*(t.aclose() for t in self.transports)))
             except Exception:
                 pass
         self.pool.shutdown(wait=False)
@@ -353,36 +365,38 @@ class OpenAICompatible(PromptedCaptioner):
             weakref.finalize(self, self._connection.close)
         return self._connection
 
-    def _clients(self, conn: _Connection) -> asyncio.Queue[Any]:
-        """The queue of free clients (made on first use, in the loop: `concurrency` of them)."""
+    def _transports(self, conn: _Connection, url: str) -> asyncio.Queue[Any]:
+        """The queue of free transports (made on first use, in the loop: `concurrency` of them), through the proxy
+        the environment names for `url` (``https_proxy``, ``no_proxy``, ... as httpx's client reads them)."""
         import httpx2
 
         if conn.free is None:
             conn.free = asyncio.Queue()
             for _ in range(int(self.config["concurrency"])):
-                conn.clients.append(httpx2.AsyncClient(
-                    timeout=httpx2.Timeout(float(self.config["timeout_s"])), verify=self._tls(),
+                conn.transports.append(httpx2.AsyncHTTPTransport(
+                    verify=self._tls(), proxy=environment_proxy(url),
                     limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=60.0)))
-                conn.free.put_nowait(conn.clients[-1])
+                conn.free.put_nowait(conn.transports[-1])
         return conn.free
 
     async def _answer_all(self, url: str, headers: dict[str, str],
                           conversations: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         conn = self._connect()
-        free, loop = self._clients(conn), asyncio.get_running_loop()
+        free, loop = self._transports(conn, url), asyncio.get_running_loop()
         asked: dict[str, asyncio.Future[dict[str, Any]]] = {}  # the same request twice in a batch is asked once
 
         async def one(messages: list[dict[str, Any]]) -> dict[str, Any]:
-            client = await free.get()  # at most `concurrency` requests encoded or in flight
+            transport = await free.get()  # at most `concurrency` requests encoded or in flight
             try:
                 data, key = await loop.run_in_executor(conn.pool, self._encode, messages)
                 if self.log is not None and key in self.log:
                     return self.log.get(key)
                 if key not in asked:
-                    asked[key] = asyncio.ensure_future(self._ask(client, url, headers, key, data, _pair_of(messages)))
+                    asked[key] = asyncio.ensure_future(self._ask(transport, url, headers, key, data,
+                                                                 _pair_of(messages)))
                 return await asked[key]
             finally:
-                free.put_nowait(client)
+                free.put_nowait(transport)
 
         tasks = [asyncio.ensure_future(one(m)) for m in conversations]
         try:
@@ -400,13 +414,13 @@ class OpenAICompatible(PromptedCaptioner):
             print(f"openai: {reason}; retry {attempt + 1} of {self.config['max_retries']} in {delay:.1f} s",
                   file=sys.stderr, flush=True)
 
-    async def _ask(self, client: Any, url: str, headers: dict[str, str], key: str, data: bytes,
+    async def _ask(self, transport: Any, url: str, headers: dict[str, str], key: str, data: bytes,
                    pair: list[str]) -> dict[str, Any]:
         retries = int(self.config["max_retries"])
         spent = {"prompt_tokens": 0, "completion_tokens": 0}
         for attempt in range(retries + 1):
             try:
-                record = await self._post(client, url, headers, data)
+                record = await self._post(transport, url, headers, data)
             except _Retry as r:
                 for k in spent:
                     spent[k] += int((r.usage or {}).get(k) or 0)
@@ -432,12 +446,18 @@ class OpenAICompatible(PromptedCaptioner):
             return record
         raise AssertionError("unreachable")
 
-    async def _post(self, client: Any, url: str, headers: dict[str, str], data: bytes) -> dict[str, Any]:
+    async def _post(self, transport: Any, url: str, headers: dict[str, str], data: bytes) -> dict[str, Any]:
         import httpx2
 
         c = self.config
+        request = httpx2.Request("POST", url, headers={**headers, "Content-Type": "application/json"}, content=data,
+                                 extensions={"timeout": httpx2.Timeout(float(c["timeout_s"])).as_dict()})
         try:
-            response = await client.post(url, content=data, headers={**headers, "Content-Type": "application/json"})
+            response = await transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx2.TimeoutException:
             raise _Retry(f"no answer within timeout_s={c['timeout_s']} s",
                          f"raise timeout_s or lower concurrency (now {c['concurrency']})") from None

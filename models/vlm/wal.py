@@ -41,15 +41,10 @@ PREFIX = "requests"
 TOKENS = ("prompt_tokens", "completion_tokens")
 
 
-def encode_request(body: dict[str, Any]) -> tuple[bytes, str]:
-    """The bytes sent for a request body (its canonical JSON) and the request's key, their sha256."""
-    data = canonical_json(body).encode("utf-8")
-    return data, hashlib.sha256(data).hexdigest()
-
-
 def request_key(body: dict[str, Any]) -> str:
-    """sha256 of the request body's canonical JSON (model, messages with the images' bytes, decoding settings)."""
-    return encode_request(body)[1]
+    """sha256 of the request body's canonical JSON (model, messages with the images' bytes, decoding settings): the
+    bytes the client sends."""
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
 def is_answer(record: dict[str, Any]) -> bool:
@@ -83,11 +78,6 @@ def _read_from(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     return records, offset + end
 
 
-def read_answers(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """Every logged answer of the run directory, by request key."""
-    return {rec["key"]: rec for path in log_files(run_dir) for rec in _read_from(path, 0)[0] if is_answer(rec)}
-
-
 class RequestLog:
     """The requests logged in `run_dir` (all processes), appending this process's to its own file."""
 
@@ -103,6 +93,7 @@ class RequestLog:
         self._answers: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, dict[str, Any]] = {}  # unanswered after retries (and not answered since)
         self._tokens = dict.fromkeys(TOKENS, 0)
+        self._models: set[str] = set()  # the model ids the answers name (what the server says answered)
         self._offsets: dict[Path, int] = {}
         self._file: Any = None
         self._lock = threading.Lock()
@@ -116,6 +107,8 @@ class RequestLog:
         if is_answer(rec):
             self._answers[key] = rec
             self._failures.pop(key, None)
+            if isinstance(rec.get("model"), str):
+                self._models.add(rec["model"])
         elif "failed" in rec and key not in self._answers:
             self._failures[key] = rec
 
@@ -151,14 +144,15 @@ class RequestLog:
             self._take(rec)
 
     def usage(self) -> dict[str, Any]:
-        """Requests answered and left unanswered, tokens spent (failed attempts included) and the image files of
-        the unanswered pairs, over every log of the run (other processes' and resumes included)."""
+        """Requests answered and left unanswered, tokens spent (failed attempts included), the model ids the answers
+        name and the image files of the unanswered pairs, over every log of the run (other processes' and resumes
+        included)."""
         self.refresh()
         tokens = dict(self._tokens)
         failed = [{"before": rec["pair"][0], "after": rec["pair"][1], "reason": rec["failed"]}
                   for rec in self._failures.values() if isinstance(rec.get("pair"), list) and len(rec["pair"]) == 2]
         return {"requests": len(self._answers), "failed_requests": len(self._failures), **tokens,
-                "total_tokens": sum(tokens.values()), "failed_pairs": failed}
+                "total_tokens": sum(tokens.values()), "answered_by": sorted(self._models), "failed_pairs": failed}
 
     def close(self) -> None:
         with self._lock:

@@ -5,9 +5,10 @@ Config: ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``; how to reach the server
 identity), ``model`` (the server's model id: the weights, or a LoRA adapter the server serves under that name),
 ``api_key_env`` (default ``OPENAI_API_KEY``; the key is read from that environment variable at request time and never
 written anywhere, run files record only the variable's name; null for a server without keys), ``concurrency``
-(requests in flight, default 8; give ``--batch-size`` at least as large), ``timeout_s``, ``max_retries`` (429, 5xx,
-time-outs, dropped connections and empty answers are retried with exponential backoff and full jitter,
-``Retry-After`` honoured, one line per retry; an answer that is not a chat completion ends the run at once),
+(requests in flight, default 8; give ``--batch-size`` a few times as large, so that the next requests are on their
+way while a batch's last answers come in), ``timeout_s``, ``max_retries`` (429, 5xx, time-outs, dropped connections
+and empty answers are retried with exponential backoff and full jitter, ``Retry-After`` honoured, one line per retry;
+an answer that asking again would not change, such as an HTML page or a 4xx, ends the run at once),
 ``max_tokens`` (48), ``temperature`` (0), ``seed`` (0), ``max_side`` (resize so the longer side is at most this many
 pixels; null: as stored), ``extra_body`` (more JSON fields for the server).
 
@@ -18,7 +19,8 @@ prompt and the decoding settings; ``base_url`` and the client's settings are rec
 
 Images go as data URLs, the file's own bytes with its metadata stripped when the server decodes the same pixels from
 them, a PNG of the decoded pixels otherwise (`data_url`); a request's images are read and encoded on a thread pool
-while other requests are in flight, and one event loop and one connection pool serve every batch (keep-alive).
+while other requests are in flight, and one event loop and its connections serve every batch (keep-alive; a proxy
+from the environment is used as httpx would).
 
 In a run, every answer is logged to ``requests.jsonl`` in the run directory (`wal.RequestLog`), keyed by the
 request's hash: a resumed run never asks a finished pair again. A pair whose answer stayed empty after the retries is
@@ -425,7 +427,7 @@ class OpenAICompatible(PromptedCaptioner):
                 for k in spent:
                     spent[k] += int((r.usage or {}).get(k) or 0)
                 if attempt == retries:
-                    gave_up = f"{r.reason} (gave up after {retries} retries)"
+                    gave_up = f"{r.reason} (gave up after {retries} retr{'y' if retries == 1 else 'ies'})"
                     if not r.empty:
                         raise UserError(f"openai: {url}: {gave_up}; {r.hint}") from None
                     failure = {"failed": gave_up, "pair": pair, "usage": spent}

@@ -225,13 +225,13 @@ def test_what_fails_before_any_request(shapes_root, tmp_path, capsys, monkeypatc
 
 
 def test_the_request_key_is_the_hash_of_the_bytes_sent(shapes_root):
-    from idcbench.captioner import create_model
+    from idcbench.models.vlm.chat_server import OpenAICompatible
     from idcbench.models.vlm.data_url import image_data_url
     from idcbench.models.vlm.wal import request_key
     from idcbench.spec import canonical_json
 
-    model = create_model("openai", base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None,
-                         instruction="What changed?", extra_body={"top_k": 1})
+    model = OpenAICompatible({"base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": None,
+                              "instruction": "What changed?", "extra_body": {"top_k": 1}})
     (example,) = _examples(shapes_root, 1)
     data, key = model._encode(model.conversations([example.pair])[0])
     body = json.loads(data)

@@ -87,18 +87,22 @@ class RunContext:
 
 
 class Caption(str):
-    """A caption that also keeps the model's raw answer (before post-processing); the runner writes both.
+    """A caption that also keeps the model's raw answer (before post-processing); the runner writes both. `failed`
+    says why a model has no caption for the pair (e.g. a server whose answer stayed empty): the runner scores it as
+    the caption it is (empty), records the failure in the run and asks the pair again when the run is repeated.
 
     >>> c = Caption("the cube moved", raw="The difference is that the cube moved. Anything else?")
-    >>> c, c.raw
-    ('the cube moved', 'The difference is that the cube moved. Anything else?')
+    >>> c, c.raw, c.failed
+    ('the cube moved', 'The difference is that the cube moved. Anything else?', None)
     """
 
     raw: str
+    failed: str | None
 
-    def __new__(cls, text: str, raw: str | None = None) -> "Caption":
+    def __new__(cls, text: str, raw: str | None = None, failed: str | None = None) -> "Caption":
         obj = super().__new__(cls, text)
         obj.raw = text if raw is None else raw
+        obj.failed = failed
         return obj
 
 

@@ -95,13 +95,14 @@ def test_two_openai_runs_on_one_server_end_to_end(tmp_path, capsys):
     name each run by its full model id (the server address, the same for both, is not part of a label)."""
     from PIL import Image
 
-    from test_vlm_openai import Scripted, ok
+    from _chat_server import ChatServer, completion
 
     Image.new("RGB", (16, 16), (200, 0, 0)).save(tmp_path / "a.png")
     Image.new("RGB", (16, 16), (0, 0, 200)).save(tmp_path / "b.png")
     rows = [{"before": "a.png", "after": "b.png", "captions": ["the square turned blue"], "split": "test"}] * 3
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    server = Scripted([ok("the square turned blue")])
+    server = ChatServer([completion("the square turned blue")],
+                        models=[{"id": m, "object": "model", "root": m} for m in (QWEN_3B, QWEN_7B)])
     try:
         for model_id in (QWEN_3B, QWEN_7B):
             code, _, err = run_cli(capsys, "run", "openai", "--config", f"base_url={server.url}", "--config",

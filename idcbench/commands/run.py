@@ -105,6 +105,17 @@ def print_metrics(metrics: Mapping[str, Any], title: str) -> None:
         console.print("retrieval: " + retrieval_line(retrieval), markup=False, highlight=False, soft_wrap=True)
     for m, why in (metrics.get("unavailable") or {}).items():
         console.print(f"[yellow]{m} not available:[/] {why}", highlight=False)
+    failed = (metrics.get("run") or {}).get("failed")
+    if failed:
+        from rich.markup import escape
+
+        from idcbench.cli import err_console
+
+        ids = ", ".join(failed["ids"][:5]) + (", …" if failed["n"] > 5 else "")
+        why = next(iter(failed.get("reasons") or {}), "no caption")
+        err_console.print(f"[bold red]{failed['n']} of {(metrics.get('run') or {}).get('n')} pairs have no caption"
+                          f"[/] ({escape(ids)}): {escape(why)}. They are scored as empty captions; rerun the same "
+                          "command to ask them again.", highlight=False, soft_wrap=True)
 
 
 def _terminate_cleanly() -> None:

@@ -1,5 +1,9 @@
 """Captioning: batches over the run's share of the split (all of it, a torchrun rank's strided shard or a
-``--shard``), appended and fsync'ed per batch (a killed run resumes from them), then merged in dataset order."""
+``--shard``), appended and fsync'ed per batch (a killed run resumes from them), then merged in dataset order.
+
+A pair the model has no caption for (`Caption.failed`, e.g. a server whose answer stayed empty) is written with its
+empty caption and the reason (``"failed"``): it is scored as it is, but it is not done, so a rerun asks it again and
+its new line replaces the failed one."""
 
 from __future__ import annotations
 
@@ -56,22 +60,25 @@ def read_predictions(path: Path, *, repair: bool = False) -> list[dict[str, str]
             raise UserError(f"{path}: line {lineno} is not a prediction record ({e}); delete the file to recompute "
                             "it, or rerun with --force") from None
         kept = {"id": rec["id"], "caption": rec["caption"]}
-        if isinstance(rec.get("raw"), str):  # a model's raw answer before post-processing (`Caption.raw`)
-            kept["raw"] = rec["raw"]
+        for extra in ("raw", "failed"):  # a model's raw answer (`Caption.raw`); why it has none (`Caption.failed`)
+            if isinstance(rec.get(extra), str):
+                kept[extra] = rec[extra]
         records.append(kept)
     return records
 
 
 def collect_predictions(run_dir: Path, ids: Sequence[str]) -> dict[str, str]:
-    """All predictions saved in the run directory (merged file, rank and shard files): id -> caption.
-
-    Within one file an id occurs once; across files the same id may occur only with the same caption (a merge
-    killed before it removed the rank files); an id outside the split is an error."""
-    return {i: r["caption"] for i, r in _collect_records(run_dir, ids).items()}
+    """The pairs done in the run directory (merged file, rank and shard files): id -> caption. Failed pairs are not
+    done (a rerun asks them again); `collect_records` has them too."""
+    return {i: r["caption"] for i, r in collect_records(run_dir, ids).items() if "failed" not in r}
 
 
-def _collect_records(run_dir: Path, ids: Sequence[str]) -> dict[str, dict[str, str]]:
-    """`collect_predictions` with whole records (``raw`` kept where a file has it)."""
+def collect_records(run_dir: Path, ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Every pair's record saved in the run directory (``raw`` and ``failed`` kept where a file has them).
+
+    Within one file an id occurs once, but for a failed line that a later line replaces; across files the same id
+    may occur only with the same caption (a merge killed before it removed the rank files), a failed line giving way
+    to any other; an id outside the split is an error."""
     known = set(ids)
     out: dict[str, dict[str, str]] = {}
     origin: dict[str, str] = {}
@@ -79,23 +86,33 @@ def _collect_records(run_dir: Path, ids: Sequence[str]) -> dict[str, dict[str, s
         seen: set[str] = set()
         for rec in read_predictions(path):
             i, cap = rec["id"], rec["caption"]
-            if i in seen:
+            if i in seen and "failed" not in out[i]:
                 raise UserError(f"{path}: id {i!r} occurs twice; delete the file to recompute it, or rerun with --force")
             seen.add(i)
             if i not in known:
                 raise UserError(f"{path}: id {i!r} is not in the evaluated split; this run directory does not match, "
                                 "rerun with --force")
-            if i in out and out[i]["caption"] != cap:
+            if i in out and "failed" not in out[i] and "failed" not in rec and out[i]["caption"] != cap:
                 raise UserError(f"id {i!r} has different captions in {origin[i]} and {path.name}; rerun with --force")
-            if i not in out or "raw" in rec:
+            if i not in out or "failed" in out[i] or ("raw" in rec and "failed" not in rec):
                 out[i], origin[i] = rec, path.name
     return out
 
 
+def failed_predictions(run_dir: Path) -> dict[str, str]:
+    """The failed pairs of the run's merged predictions file: id -> why the model has no caption."""
+    return {r["id"]: r["failed"] for r in read_predictions(run_dir / PREDICTIONS) if "failed" in r}
+
+
 def _record(example_id: str, caption: str) -> dict[str, str]:
-    """A predictions line; a `Caption` also keeps its raw answer (``raw``) beside the scored caption."""
-    raw = getattr(caption, "raw", None)
-    return {"id": example_id, "caption": str(caption), **({"raw": raw} if isinstance(raw, str) else {})}
+    """A predictions line; a `Caption` also keeps its raw answer (``raw``) beside the scored caption, and why there
+    is none (``failed``)."""
+    rec = {"id": example_id, "caption": str(caption)}
+    for extra in ("raw", "failed"):
+        value = getattr(caption, extra, None)
+        if isinstance(value, str):
+            rec[extra] = value
+    return rec
 
 
 def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Path, *, batch_size: int,
@@ -134,7 +151,7 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
 def merge_predictions(run_dir: Path, examples: Sequence[Example]) -> dict[str, str]:
     """Merge every predictions file into predictions.jsonl in dataset order (atomic), then drop the partial files."""
     ids = [e.id for e in examples]
-    records = merge_ordered(_collect_records(run_dir, ids).values(), ids, where=str(run_dir))
+    records = merge_ordered(collect_records(run_dir, ids).values(), ids, where=str(run_dir))
     write_atomic(run_dir / PREDICTIONS,
                  "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     for path in partial_files(run_dir):

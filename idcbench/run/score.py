@@ -1,11 +1,16 @@
 """Scoring a run: merge its predictions, score every metric on every subset (+ retrieval R@k for models that embed
 pairs and texts), write ``metrics.json``, ``per_sample.jsonl``, ``retrieval.jsonl`` and ``DONE``; `score_run` does it
-for ``idcbench score RUN_DIR`` once every shard is there."""
+for ``idcbench score RUN_DIR`` once every shard is there.
+
+Pairs the model has no caption for (`Caption.failed`) are scored as their empty caption and listed in the
+``run`` section of ``metrics.json`` (``failed``: count, ids, reasons); such a run gets no ``DONE``, so the same
+command asks those pairs again (and only those) and scores the run again."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,7 +19,7 @@ from idcbench.data import Dataset, Example, recorded_root
 from idcbench.distributed import DistInfo, shard
 from idcbench.errors import UserError, read_json
 from idcbench.files import write_atomic
-from idcbench.run.caption import collect_predictions, merge_predictions, shard_file
+from idcbench.run.caption import collect_records, failed_predictions, merge_predictions, shard_file
 from idcbench.run.lock import hold
 from idcbench.run.merge import Held, held_scores, merge_metrics, merge_rows
 from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_saved
@@ -94,6 +99,10 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
         "spec_hash": p.spec.hash, "world_size": p.info.world_size, "num_shards": num_shards, "n": len(p.examples),
         "limit": p.spec.limit,
     }}
+    failed = failed_predictions(run_dir)
+    if failed:
+        extra["run"]["failed"] = {"n": len(failed), "ids": list(failed),
+                                  "reasons": dict(Counter(failed.values()).most_common())}
     if held is not None and not todo:
         metrics, rows = {**held.metrics, **extra}, held.rows
     else:
@@ -115,6 +124,9 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
             (run_dir / RETRIEVAL_FILE).unlink(missing_ok=True)  # a rescore without the model: no stale ranks
     scoring.write_scores(run_dir, metrics, rows)
     computed = sorted(Held(metrics, rows).names)
+    if failed:  # not done: the same command asks the failed pairs again
+        (run_dir / "DONE").unlink(missing_ok=True)
+        return metrics
     write_json_atomic(run_dir / "DONE", {"spec_hash": p.spec.hash, "metrics": computed,
                                          "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     return metrics
@@ -132,7 +144,7 @@ def read_done(run_dir: Path) -> dict[str, Any] | None:
 def missing_shards(run_dir: Path, examples: Sequence[Example]) -> list[str]:
     """Descriptions of shards that are absent or incomplete (empty when every id has a prediction)."""
     ids = [e.id for e in examples]
-    have = collect_predictions(run_dir, ids)
+    have = collect_records(run_dir, ids)  # a failed pair is finished for its shard (a rerun of the run asks it again)
     if len(have) == len(ids):
         return []
     files = run_dir.glob("predictions.shard-*-of-*.jsonl")

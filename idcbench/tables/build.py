@@ -46,6 +46,22 @@ def interval_warnings(groups: Sequence[Group], cache: Stats, *, what: str = "int
     return out
 
 
+def failure_warnings(groups: Sequence[Group]) -> list[str]:
+    """One line per run with pairs its model has no caption for (``metrics.json``'s ``run.failed``: e.g. a server
+    whose answer stayed empty); they count as empty captions in its scores."""
+    out = []
+    for g in groups:
+        for r in g.runs:
+            failed = (r.metrics.get("run") or {}).get("failed") or {}
+            if failed.get("n"):
+                ids = ", ".join(map(str, failed.get("ids", [])[:5])) + (", …" if failed["n"] > 5 else "")
+                why = next(iter(failed.get("reasons") or {}), "no caption")
+                out.append(f"{g.label}: seed {r.seed} has no caption for {failed['n']} of {r.n()} pairs ({ids}: "
+                           f"{why}); they are scored as empty captions; rerun its `idcbench run` command to ask them "
+                           "again")
+    return out
+
+
 def _sort_rows(rows: list[Row], metric: str) -> list[Row]:
     def key(r: Row) -> tuple:
         c = r.cells.get(metric)
@@ -100,7 +116,8 @@ def compare(runs: Sequence[RunInfo], *, subset: str = "total", baseline: str | N
         table = Table(title=f"{dataset} ({split}, {subset})", dataset=dataset, split=split, subset=subset,
                       columns=cols, rows=_sort_rows(rows, PRIMARY), baseline=base.label if base else None)
         table.notes += [_ci_note(resamples, seed), *footnotes(table)]
-        table.warnings = interval_warnings(gs, cache, what="intervals or p-values" if base else "intervals")
+        table.warnings = failure_warnings(gs) + interval_warnings(gs, cache, what="intervals or p-values" if base
+                                                                   else "intervals")
         tables.append(table)
     if progress:
         progress("done", total, total)
@@ -168,7 +185,7 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
         tables.append(t)
     for t in tables:
         t.notes += footnotes(t)
-    main.warnings = interval_warnings(groups, cache)
+    main.warnings = failure_warnings(groups) + interval_warnings(groups, cache)
     return tables
 
 

@@ -43,7 +43,7 @@ def compare_markdown(tables: Sequence[Table]) -> str:
     parts = []
     for t in tables:
         parts.append(f"### {t.title}\n\n{table_markdown(t)}")
-        parts += [f"\n{n}\n" for n in t.notes]
+        parts += [f"\n{n}\n" for n in t.notes] + [f"\n**Warning:** {w}\n" for w in t.warnings]
     return "\n".join(parts)
 
 

@@ -234,6 +234,11 @@ HASHED = {"checkpoint": "init", "train_manifest": "train_data", "manifest": "dat
 NOT_SETTINGS = ("model", "seed")  # the label's name; the seeds of one configuration share its row
 
 
+# config entries a family pins itself (resolve_config: the weights' revision, what a server says it serves, the
+# prompt's rules): they follow from the settings, so a label shows them only when the settings do not tell runs apart
+PINNED = ("config.weights_revision", "config.served_model", "config.postprocess_version", "config.shot_examples")
+
+
 def config_labels(configs: Sequence[tuple[str, Mapping[str, Any]]],
                   data_roots: Sequence[str | None] = ()) -> list[Label]:
     """The labels of the configurations of one table, each given as (registered model name, run spec without seed).
@@ -269,9 +274,12 @@ def config_labels(configs: Sequence[tuple[str, Mapping[str, Any]]],
         keys = sorted({k for f in flat for k in f}, key=_setting_order)
         keys = [k for k in keys if not (k.startswith("decoding.") and f"config.{k[9:]}" in keys)]  # a copy of config's
         differ = [k for k in keys if len({_canonical(f.get(k, _UNSET)) for f in flat}) > 1]
-        shown = [k for k in differ if k not in HASHED]
+        shown = [k for k in differ if k not in HASHED and not k.startswith(PINNED)]
         group_roots = [roots[i] for i in idx]
         texts = _texts(model, flat, shown, group_roots)
+        if not _distinct(texts):  # what a family pinned from the weights or the server, when the settings do not tell
+            shown += [k for k in differ if k.startswith(PINNED)]
+            texts = _texts(model, flat, shown, group_roots)
         if not _distinct(texts):
             shown += [k for k in differ if k in HASHED]
             texts = _texts(model, flat, shown, group_roots)  # the data by their folders, when those tell them apart

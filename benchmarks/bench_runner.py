@@ -34,7 +34,8 @@ def _worker(model_dir: str, data_root: str, out: str) -> None:
     from idcbench.data import load_dataset
     from idcbench.distributed import barrier, destroy_process_group, dist_info, init_process_group, shard
     from idcbench.models.clip4idc.captioner import Clip4IDC
-    from idcbench.run.caption import caption_examples, merge_predictions
+    from idcbench.run.caption import caption_examples
+    from idcbench.rundir import merge_predictions
     from idcbench.run.reporter import Reporter
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
@@ -50,7 +51,7 @@ def _worker(model_dir: str, data_root: str, out: str) -> None:
                      reporter=Reporter())
     barrier()
     if info.is_main:
-        merge_predictions(run_dir, examples)
+        merge_predictions(run_dir, [e.id for e in examples])
         seconds = time.perf_counter() - t0
         Path(out).write_text(json.dumps({"seconds": seconds, "pairs": len(examples), "world_size": info.world_size}))
     destroy_process_group()

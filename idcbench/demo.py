@@ -18,14 +18,13 @@ captions, `nearest-neighbour-tiny` indexes the training pairs' features of the s
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from idcbench import rundir
 from idcbench.run import Reporter, RunRequest, RunResult, run
-from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
 
 if TYPE_CHECKING:
     from idcbench.tables.model import Table
@@ -45,10 +44,6 @@ LEARNED = ("duda-tiny", "clip-diff-tiny", "clip4idc-tiny-noadapt", "clip4idc-tin
 REPORT_MODEL = "clip4idc-tiny"  # the demo writes this model's report page
 PROVENANCE = "provenance"
 SUMS = "SHA256SUMS"  # the sha256 of every shipped file of a model (sha256sum's format)
-# The files of a run that the leaderboard reads: what does not depend on the machine (no env.json, no DONE with its
-# time, no cost.json); run_spec.json without the facts of the machine it ran on.
-LIGHT_FILES = ("run_spec.json", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, "curves.json")
-MACHINE_KEYS = ("data_root", "device")  # recorded beside the spec, different on every machine
 
 
 def shipped_root() -> Path:
@@ -72,26 +67,9 @@ class DemoResult:
 
 
 def export_light_runs(results: Sequence[RunResult], runs_dir: Path, dest: Path) -> list[Path]:
-    """Copy the light files of each run into ``dest`` under the same relative path (what the repository keeps),
-    run_spec.json without the facts of the machine."""
-    exported = []
-    for result in results:
-        rel = result.run_dir.resolve().relative_to(runs_dir.resolve())
-        target = dest / rel
-        target.mkdir(parents=True, exist_ok=True)
-        for name in LIGHT_FILES:
-            source = result.run_dir / name
-            if not source.exists():
-                continue
-            if name == "run_spec.json":
-                saved = json.loads(source.read_text(encoding="utf-8"))
-                light = {k: v for k, v in saved.items() if k not in MACHINE_KEYS}
-                (target / name).write_text(json.dumps(light, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-                                           encoding="utf-8")
-            else:
-                shutil.copyfile(source, target / name)
-        exported.append(target)
-    return exported
+    """Copy the light files of each run (`idcbench.rundir.copy_light`: nothing that depends on the machine) into
+    ``dest`` under the same relative path (what the repository keeps)."""
+    return [rundir.copy_light(r.run_dir, dest / r.run_dir.resolve().relative_to(runs_dir.resolve())) for r in results]
 
 
 def _sha256(path: Path) -> str:
@@ -104,16 +82,16 @@ def ship(result: RunResult, name: str, dest: Path) -> Path:
     from idcbench import factory
     from idcbench.train_log import SUFFIX
 
-    model = factory.load(result.run_dir / "model", name)
+    model = factory.load(result.run_dir / rundir.MODEL_DIR, name)
     if dest.exists():
         shutil.rmtree(dest)
     factory.save(model, dest, name=name, spec_hash=result.spec.hash, compact=True)
     prov = dest / PROVENANCE
     prov.mkdir()
-    for source in ("run_spec.json", "env.json", "cost.json"):
+    for source in (rundir.SPEC, rundir.ENV, rundir.COST):
         if (result.run_dir / source).exists():
             shutil.copyfile(result.run_dir / source, prov / source)
-    for log in sorted((result.run_dir / "train").glob(f"*{SUFFIX}")):
+    for log in sorted((result.run_dir / rundir.TRAIN_DIR).glob(f"*{SUFFIX}")):
         shutil.copyfile(log, prov / log.name)
     files = sorted(p for p in dest.rglob("*") if p.is_file() and p.name != SUMS)
     (dest / SUMS).write_text("".join(f"{_sha256(p)}  {p.relative_to(dest).as_posix()}\n" for p in files))

@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from idcbench.errors import UserError, read_json
-from idcbench.scoring import load_samples
+from idcbench.errors import UserError
+from idcbench.rundir import load_samples, read_env, read_spec
 from idcbench.tables.html import RUN_META, esc, page
 from idcbench.metrics import too_small
 from idcbench.protocol import Protocol
@@ -98,8 +98,7 @@ def render_report(run_dir: str | Path, *, max_examples: int = DEFAULT_EXAMPLES, 
     """The report page of a run directory as HTML text."""
     run = load_run(run_dir)
     run_dir = Path(run_dir)
-    raw_spec = read_json(run_dir / "run_spec.json", what="run spec") if (run_dir / "run_spec.json").exists() else {}
-    env = read_json(run_dir / "env.json", what="environment file") if (run_dir / "env.json").exists() else {}
+    raw_spec, env = read_spec(run_dir), read_env(run_dir)
     try:
         samples = load_samples(run_dir)
     except UserError as e:

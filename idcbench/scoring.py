@@ -9,8 +9,8 @@ resampled, is the metrics' own business (`idcbench.metrics`); this module only r
 >>> round(report.corpus["total"]["BLEU-1"], 6)  # doctest: +SKIP
 0.75
 
-`save_report` writes ``metrics.json`` (x100) and ``per_sample.jsonl`` (everything a resample needs); `load_samples`
-reads the rows back.
+`save_report` writes ``metrics.json`` (x100) and ``per_sample.jsonl`` (everything a resample needs) into a run
+directory (`idcbench.rundir`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from idcbench.errors import UserError
-from idcbench.files import write_atomic
 from idcbench.metrics import DEFAULT_METRICS, resolve, resolve_metrics  # noqa: F401  (re-exported: the CLI's names)
 from idcbench.metrics.base import Corpus, MetricUnavailable, Progress, Scores, Tokenizer, ptb_tokenize
+from idcbench.rundir import write_scores
 
-METRICS_FILE = "metrics.json"
-SAMPLES_FILE = "per_sample.jsonl"
-RETRIEVAL_FILE = "retrieval.jsonl"  # per-pair retrieval ranks of a run (written by the runner)
 
 
 @dataclass
@@ -227,24 +224,3 @@ def save_report(report: ScoreReport, directory: str | Path, extra: Mapping[str, 
     return metrics
 
 
-def write_scores(directory: str | Path, metrics: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write ``metrics.json`` and ``per_sample.jsonl`` into `directory`, each atomically (samples first)."""
-    directory = Path(directory)
-    write_atomic(directory / SAMPLES_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_atomic(directory / METRICS_FILE, json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-
-
-def load_samples(directory: str | Path) -> list[dict[str, Any]]:
-    """The rows of ``per_sample.jsonl`` (see `save_report`), ready for `rescore`."""
-    path = Path(directory) / SAMPLES_FILE
-    if not path.is_file():
-        raise UserError(f"{path}: not found (is {directory} a scored run directory?)")
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}: line {lineno}, column {e.colno}: invalid JSON ({e.msg})") from None
-    return rows

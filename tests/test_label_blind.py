@@ -21,7 +21,8 @@ import pytest
 from idcbench.captioner import FitContext, RunContext, TrainData, deep_merge
 from idcbench.data import Dataset
 from idcbench.registry import MODELS
-from idcbench.run.caption import caption_examples, read_predictions
+from idcbench.run.caption import caption_examples
+from idcbench.rundir import read_predictions
 from idcbench.run.reporter import Reporter
 
 pytestmark = pytest.mark.slow

@@ -299,7 +299,7 @@ def test_published_data_matches_the_reference_tables():
 # ------------------------------------------------------------------------ real scorer rows (integration)
 @pytest.mark.java
 def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
-    from idcbench import scoring
+    from idcbench import rundir, scoring
     from idcbench.metrics import reference
 
     ex = clevr_like(80, seed=3)
@@ -316,7 +316,7 @@ def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
     scoring.save_report(report, run)
     (run / "run_spec.json").write_text(json.dumps({"spec": {"model": "m", "dataset": "d", "split": "test", "seed": 0}}))
     info = tr.load_run(run)
-    samples = scoring.load_samples(run)
+    samples = rundir.load_samples(run)
     for subset in ("total", "semantic", "hard-iou"):
         for metric in ("BLEU-4", "ROUGE-L", "CIDEr-D"):
             ids, stat = stats.Stats().get(info, subset, metric)
@@ -332,7 +332,8 @@ def test_statistics_from_scoring_rows_equal_metrics_json_and_rescore(tmp_path):
 
 def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
     from idcbench.metrics.retrieval import per_example_ranks, retrieval_metrics
-    from idcbench.scoring import RETRIEVAL_FILE
+    from idcbench import rundir
+    from idcbench.rundir import RETRIEVAL_FILE
 
     ex = clevr_like(60)
     run = write_run(tmp_path, "clevr-change", "m", ex, predictions(ex, 0.5))
@@ -351,7 +352,7 @@ def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
     (run / "metrics.json").write_text(json.dumps(metrics))
     info = tr.load_run(run)
     for metric in ("t2p_R@1", "p2t_R@1"):
-        got_ids, stat = stats.retrieval_statistic(stats.load_retrieval_ranks(run), metric)
+        got_ids, stat = stats.retrieval_statistic(rundir.read_retrieval_ranks(run), metric)
         assert got_ids == ids
         assert stat(np.arange(n_pairs)[None])[0] * 100 == pytest.approx(want[metric], rel=1e-12)
         cell = stats.group_cell(tr.group_runs([info])[0], metric, "total", stats.Stats(), 300, 0)
@@ -359,7 +360,7 @@ def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
         assert stats.group_cell(tr.group_runs([info])[0], metric, "semantic", stats.Stats(), 300, 0).value is None
     (run / RETRIEVAL_FILE).write_text('{"id": "p000"}\n')  # no ranks: no interval, the table is still built
     with pytest.raises(UserError):
-        stats.load_retrieval_ranks(run)
+        rundir.read_retrieval_ranks(run)
     assert stats.group_cell(tr.group_runs([info])[0], "t2p_R@1", "total", stats.Stats(), 300, 0).low is None
     (run / RETRIEVAL_FILE).unlink()
-    assert stats.load_retrieval_ranks(run) is None
+    assert rundir.read_retrieval_ranks(run) is None

@@ -11,7 +11,8 @@ import pytest
 
 from _coco_reference import coco_reference
 from idcbench.metrics.reference import rescore
-from idcbench.scoring import DEFAULT_METRICS, load_samples, save_report, score
+from idcbench.rundir import load_samples
+from idcbench.scoring import DEFAULT_METRICS, save_report, score
 
 pytestmark = pytest.mark.java
 

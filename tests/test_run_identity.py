@@ -48,12 +48,26 @@ def tiny_vlm(tmp_path_factory) -> Path:
     return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny-qwen")
 
 
-def _request(name: str, tiny_vlm: Path, tmp_path: Path, **config: Any) -> RunRequest:
+@pytest.fixture(scope="module")
+def server():
+    from _chat_server import ChatServer, completion
+
+    chat = ChatServer([completion("the cube moved")], models=[{"id": "some/model", "object": "model"}])
+    yield chat.url
+    chat.close()
+
+
+@pytest.fixture
+def families(tiny_vlm, server):
+    return {"tiny_vlm": tiny_vlm, "server": server}
+
+
+def _request(name: str, env: dict, tmp_path: Path, **config: Any) -> RunRequest:
     family = MODELS.get(name).family.name
     if family == "vlm":
-        config = {"model": str(tiny_vlm), **config}
+        config = {"model": str(env["tiny_vlm"]), **config}
     if family == "openai":
-        config = {"base_url": "http://127.0.0.1:9/v1", "model": "some/model", "api_key_env": None, **config}
+        config = {"base_url": env["server"], "model": "some/model", "api_key_env": None, **config}
     return RunRequest(name, PAIRS, config=config, runs_dir=tmp_path)
 
 
@@ -61,7 +75,7 @@ FAMILIES = _one_variant_per_family()
 
 
 @pytest.mark.parametrize("family", list(FAMILIES), ids=[f.__name__ for f in FAMILIES])
-def test_a_changed_default_is_a_new_run(family, monkeypatch, tiny_vlm, tmp_path):
+def test_a_changed_default_is_a_new_run(family, monkeypatch, families, tmp_path):
     name = FAMILIES[family]
     variant = _flat(MODELS.get(name).config)
     defaults = dict(family.config_defaults or {})
@@ -72,26 +86,26 @@ def test_a_changed_default_is_a_new_run(family, monkeypatch, tiny_vlm, tmp_path)
         assert not defaults  # the floor has no settings at all
         return
     key = candidates[0]
-    before = prepare(_request(name, tiny_vlm, tmp_path), device="cpu")
+    before = prepare(_request(name, families, tmp_path), device="cpu")
     assert before.spec.config[key] == defaults[key], f"{name}: default {key} missing from the hashed config"
     monkeypatch.setattr(family, "config_defaults", {**defaults, key: defaults[key] + 1})
-    after = prepare(_request(name, tiny_vlm, tmp_path), device="cpu")
+    after = prepare(_request(name, families, tmp_path), device="cpu")
     assert after.spec.config[key] == defaults[key] + 1
     assert after.spec.hash != before.spec.hash, f"{name}: changing the default {key} kept the run directory"
 
 
-def test_runtime_keys_are_recorded_not_hashed(tiny_vlm, tmp_path):
-    a = prepare(_request("clip4idc-tiny", tiny_vlm, tmp_path, cache_images=False), device="cpu")
-    b = prepare(_request("clip4idc-tiny", tiny_vlm, tmp_path, cache_images=True), device="cpu")
+def test_runtime_keys_are_recorded_not_hashed(families, tmp_path):
+    a = prepare(_request("clip4idc-tiny", families, tmp_path, cache_images=False), device="cpu")
+    b = prepare(_request("clip4idc-tiny", families, tmp_path, cache_images=True), device="cpu")
     assert a.spec.hash == b.spec.hash
     assert (a.runtime["cache_images"], b.runtime["cache_images"]) == (False, True)
     assert "cache_images" not in a.spec.config
 
 
-def test_decoding_and_every_default_are_in_the_spec(tiny_vlm, tmp_path):
+def test_decoding_and_every_default_are_in_the_spec(families, tmp_path):
     from idcbench.models.clip4idc.captioner import DEFAULTS
 
-    p = prepare(_request("clip4idc-tiny", tiny_vlm, tmp_path), device="cpu")
+    p = prepare(_request("clip4idc-tiny", families, tmp_path), device="cpu")
     assert p.spec.decoding["decoding"] == {"strategy": "greedy", "beam": 3, "length_penalty": 0.0, "max_len": 32}
     assert p.spec.decoding["max_words"] == 32
     recorded = set(_flat(p.spec.config)) | set(p.runtime)
@@ -147,8 +161,8 @@ def test_train_with_init_fine_tunes_from_the_checkpoint(tmp_path, capsys):
     assert spec["checkpoint"] and spec["train_manifest"]
 
 
-def test_train_on_a_model_that_does_not_learn_is_refused(tiny_vlm, tmp_path):
-    req = _request("vlm", tiny_vlm, tmp_path)
+def test_train_on_a_model_that_does_not_learn_is_refused(families, tmp_path):
+    req = _request("vlm", families, tmp_path)
     req.train = True
     with pytest.raises(UserError, match="--train: vlm does not learn from data with this config"):
         prepare(req, device="cpu")

@@ -54,7 +54,7 @@ def _run_dir(runs: Path) -> Path:
 
 
 def test_shapes_clip4idc_tiny_run_reuse_kill_resume_torchrun(shapes_root, tmp_path, capsys):
-    from idcbench import scoring
+    from idcbench import rundir, scoring
     from idcbench.data import load_dataset
     from idcbench.metrics.retrieval import evaluate_retrieval
     from idcbench.models.clip4idc.captioner import Clip4IDC
@@ -82,7 +82,7 @@ def test_shapes_clip4idc_tiny_run_reuse_kill_resume_torchrun(shapes_root, tmp_pa
     direct = evaluate_retrieval(model, semantic, batch_size=2)
     assert {k: metrics["retrieval"][k] for k in direct} == pytest.approx(direct)
     # the per-pair ranks behind them (what the leaderboard resamples): one row per semantic pair, same R@1
-    rows = [json.loads(line) for line in (run / scoring.RETRIEVAL_FILE).read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / rundir.RETRIEVAL_FILE).read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(e.id for e in semantic)
     t2p = [rank for r in rows for rank in r["t2p"]]
     assert len(t2p) == direct["n_captions"]

@@ -8,7 +8,8 @@ import pytest
 
 from idcbench.errors import UserError
 from idcbench.metrics.reference import rescore
-from idcbench.scoring import load_samples, metrics_json, resolve_metrics, save_report, score
+from idcbench.rundir import load_samples
+from idcbench.scoring import metrics_json, resolve_metrics, save_report, score
 
 REFS = {"a": ["the red cube moved", "a cube moved"], "b": ["no change"], "c": ["the ball is gone", "ball removed"]}
 PREDS = {"a": "the red cube moved", "b": "there is no change", "c": "a ball disappeared"}

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from idcbench.run.reporter import Reporter
-
-LOCK_FILE = ".lock"
+from idcbench.rundir import LOCK_FILE
 
 
 def lock_path(run_dir: Path, shard: str | None = None) -> Path:

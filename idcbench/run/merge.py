@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from idcbench.registry import METRICS
-from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
+from idcbench.rundir import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
 
 
 @dataclass

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
-from idcbench import factory
+from idcbench import factory, rundir
 from idcbench.captioner import Captioner, FitContext
 from idcbench.distributed import barrier
 from idcbench.errors import UserError
+from idcbench.rundir import MODEL_DIR, TRAIN_DIR
 from idcbench.run.reporter import Reporter
 from idcbench.run.request import Prepared, fit_examples
 
-MODEL_DIR = "model"
-TRAIN_DIR = "train"
-MODEL_MARKER = factory.MARKER  # written into model/ last: its presence means the saved model is complete
 
 
 def seed_everything(seed: int) -> None:
@@ -28,6 +27,14 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _steps(workdir: Path) -> int | None:
+    """Training steps of a fit, from its validation curves (the last step of each stage), when it logs them."""
+    from idcbench.train_log import read_curves
+
+    steps = [rows[-1].get("step") for rows in read_curves(workdir).values() if rows]
+    return sum(int(s) for s in steps if isinstance(s, (int, float))) if steps else None
 
 
 def _config(p: Prepared) -> dict[str, Any]:
@@ -74,8 +81,11 @@ def obtain_model(p: Prepared, reporter: Reporter, *, may_train: bool = True,
             train, val = fit_examples(p.dataset, "train"), fit_examples(p.dataset, "val")
             reporter.message(f"training {p.request.model} on {p.request.dataset} train ({len(train)} examples, "
                              f"val {len(val)}); state in {ctx.workdir}")
+            started = time.perf_counter()
             model.fit(train, val, ctx)
             if p.info.is_main:
+                rundir.add_cost(p.run_dir, train_seconds=time.perf_counter() - started, device=p.device,
+                                train_steps=_steps(ctx.workdir))
                 _save_model(model, p)
             del model  # captioning uses the saved copy; do not hold two in memory
         elif p.info.is_main:

@@ -22,6 +22,7 @@ atomically, so nothing saved is ever half-written.
 from __future__ import annotations
 
 import shutil
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -30,15 +31,16 @@ from idcbench.distributed import (
     DistInfo, barrier, destroy_process_group, dist_info, init_process_group, shard,
 )
 from idcbench.errors import UserError
-from idcbench.run.caption import PREDICTIONS, caption_examples, collect_predictions, shard_file
-from idcbench.run.lock import LOCK_FILE, hold
+from idcbench import factory, rundir
+from idcbench.rundir import LOCK_FILE, MODEL_DIR, PREDICTIONS, SCORE_FILES, collect_predictions, rank_file, shard_file
+from idcbench.run.caption import caption_examples
+from idcbench.run.lock import hold
 from idcbench.run.merge import held_scores
-from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_init, obtain_model
+from idcbench.run.model import load_init, obtain_model
 from idcbench.run.record import write_run_files
 from idcbench.run.reporter import Reporter
 from idcbench.run.request import Prepared, RunRequest, RunResult, prepare, resolve_device
-from idcbench.run.score import finalize, read_done
-from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE
+from idcbench.run.score import finalize
 
 
 def run(req: RunRequest, reporter: Reporter | None = None) -> RunResult:
@@ -65,7 +67,7 @@ def _run(req: RunRequest, reporter: Reporter, info: DistInfo, device: str, shard
     p = prepare(req, info, device)  # every check a user can fail, before any work
     run_dir = p.run_dir
     init_model = None
-    if req.init is not None and info.is_main and (req.force or not (run_dir / MODEL_DIR / MODEL_MARKER).exists()):
+    if req.init is not None and info.is_main and (req.force or not factory.is_saved(run_dir / MODEL_DIR)):
         init_model = load_init(p)  # a wrong checkpoint fails before the run directory is created
     shard_name = shard_file(req.shard, req.num_shards) if sharded else None
     lock = hold(run_dir, shard=shard_name, reporter=reporter) if info.is_main else nullcontext()
@@ -89,13 +91,12 @@ def _run_held(p: Prepared, reporter: Reporter, sharded: bool, init_model: Captio
     req, info, run_dir = p.request, p.info, p.run_dir
     if req.force:
         if sharded:
-            for name in ("DONE", METRICS_FILE, SAMPLES_FILE, RETRIEVAL_FILE, PREDICTIONS,
-                         shard_file(req.shard, req.num_shards)):
+            for name in (*SCORE_FILES, PREDICTIONS, shard_file(req.shard, req.num_shards)):
                 (run_dir / name).unlink(missing_ok=True)
         elif info.is_main:
             _clear(run_dir)
         barrier()
-    done = read_done(run_dir)
+    done = rundir.read_done(run_dir)
     if done is not None and done.get("spec_hash") == p.spec.hash:
         held = held_scores(run_dir, p.spec.hash)
         if held is not None and (sharded or set(p.metrics) <= held.names):
@@ -114,17 +115,23 @@ def _run_held(p: Prepared, reporter: Reporter, sharded: bool, init_model: Captio
         out_file, label = run_dir / shard_file(req.shard, req.num_shards), f"caption shard {req.shard}/{req.num_shards}"
     elif info.distributed:  # strided shard per rank; the bar shows rank 0's share
         mine = shard(p.examples, info.rank, info.world_size)
-        out_file, label = run_dir / f"predictions.rank{info.rank}.jsonl", f"caption (rank 0 of {info.world_size})"
+        out_file, label = run_dir / rank_file(info.rank), f"caption (rank 0 of {info.world_size})"
     else:
         mine, out_file, label = p.examples, run_dir / PREDICTIONS, "caption"
     done_preds = collect_predictions(run_dir, ids)
     barrier()  # nobody appends before every rank has read the saved predictions
-    caption_examples(model, mine, out_file, batch_size=req.batch_size, done=done_preds, reporter=reporter, label=label)
+    started = time.perf_counter()
+    n = caption_examples(model, mine, out_file, batch_size=req.batch_size, done=done_preds, reporter=reporter,
+                         label=label)
+    if info.is_main and n:
+        rundir.add_cost(run_dir, caption_seconds=time.perf_counter() - started, device=p.device)
     if sharded:
         return RunResult(run_dir, p.spec, "shard")
     barrier()
     metrics = None
     if info.is_main:
+        started = time.perf_counter()
         metrics = finalize(p, model, reporter)
+        rundir.add_cost(run_dir, score_seconds=time.perf_counter() - started)
     barrier()
     return RunResult(run_dir, p.spec, "done", metrics)

@@ -10,11 +10,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from idcbench import __version__
+from idcbench import __version__, rundir
 from idcbench.distributed import DistInfo
-from idcbench.errors import UserError, read_json
 from idcbench.run.request import Prepared
-from idcbench.spec import write_json_atomic
 
 
 def _git_commit() -> str | None:
@@ -121,17 +119,11 @@ def environment(device: str, info: DistInfo) -> dict[str, Any]:
 
 
 def write_run_files(p: Prepared, *, num_shards: int | None = None) -> None:
-    spec_file = p.run_dir / "run_spec.json"
-    if spec_file.exists():
-        old = read_json(spec_file, what="run spec")
-        if old.get("spec_hash") != p.spec.hash:
-            raise UserError(f"{spec_file}: belongs to another run (hash {str(old.get('spec_hash'))[:16]}); "
-                            "move that directory away or use --force")
-    write_json_atomic(spec_file, {
-        "spec_hash": p.spec.hash, "spec": p.spec.to_dict(),
-        # Recorded, not hashed: results are identical across these.
+    """``run_spec.json`` (the hashed spec and what is recorded beside it, not hashed: results are identical across
+    these) and ``env.json``."""
+    rundir.write_spec(p.run_dir, p.spec.hash, p.spec.to_dict(), {
         "world_size": p.info.world_size, "num_shards": num_shards, "batch_size": p.request.batch_size,
         "data_root": str(p.dataset.root), "device": p.device, "metrics": p.request.metrics,
         "runtime_config": p.runtime,
-    }, sort_keys=True)
-    write_json_atomic(p.run_dir / "env.json", environment(p.device, p.info), sort_keys=True)
+    })
+    rundir.write_env(p.run_dir, environment(p.device, p.info))

@@ -187,3 +187,36 @@ def prepare(req: RunRequest, info: DistInfo | None = None, device: str | None = 
 def fit_examples(dataset: Dataset, split: str) -> list[Example]:
     """The examples of a split used for fitting (train, val); none when the dataset lacks it."""
     return list(dataset.examples(split)) if split in dataset.splits() else []
+
+
+def reopen(run_dir: Path, *, data_root: str | Path | None = None, metrics: list[str] | None = None,
+           device: str = "auto", batch_size: int | None = None, reporter: Any = None) -> Prepared:
+    """The `Prepared` run of an existing run directory, from its saved spec (nothing is resolved again: the spec is
+    what the run was): for `idcbench score RUN_DIR`. Its data are found again (the recorded root, `data_root`) and must
+    be the ones the run captioned (the manifest hash)."""
+    from idcbench import rundir
+    from idcbench.data import recorded_root
+    from idcbench.distributed import DistInfo
+
+    saved = rundir.read_spec(run_dir)
+    if not saved:
+        raise UserError(f"{run_dir}: not a run directory (no {rundir.SPEC}); `idcbench run` creates one")
+    spec = RunSpec.from_dict(saved["spec"])
+    if data_root is None:
+        data_root, note = recorded_root(spec.dataset, saved.get("data_root"))
+        if note and reporter is not None:
+            reporter.message(note)
+    req = RunRequest(model=spec.model, dataset=spec.dataset, data_root=data_root, protocol=spec.protocol,
+                     split=spec.split, config={}, seed=spec.seed, device=device,
+                     batch_size=batch_size or saved.get("batch_size") or 32, limit=spec.limit,
+                     runs_dir=run_dir.parents[2], metrics=metrics if metrics is not None else saved.get("metrics"))
+    protocol = protocol_of(spec.dataset, spec.protocol)
+    names = resolve_metrics(req.metrics if req.metrics is not None else protocol.default_metrics())
+    dataset = open_dataset(spec.dataset, req.data_root)
+    examples = split_examples(dataset, spec.split, spec.limit)
+    if dataset_manifest(dataset, examples) != spec.manifest:
+        raise UserError(f"{run_dir}: the {spec.dataset} {spec.split} examples under {dataset.root} differ from the ones "
+                        "this run captioned (manifest hash); point --data-root at the same data")
+    info = DistInfo()
+    return Prepared(req, spec, run_dir, dataset, examples, model_spec_of(spec.model), resolve_device(device, info),
+                    info, names, dict(saved.get("runtime_config") or {}), protocol)

@@ -15,21 +15,17 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from idcbench.captioner import Captioner, RetrievalModel
-from idcbench.data import Dataset, Example, recorded_root
-from idcbench.distributed import DistInfo, shard
-from idcbench.errors import UserError, read_json
-from idcbench.files import write_atomic
-from idcbench.run.caption import collect_records, failed_predictions, merge_predictions, shard_file
+from idcbench.data import Dataset, Example
+from idcbench.distributed import shard
+from idcbench import factory, rundir
+from idcbench.errors import UserError
+from idcbench.protocol import COCO, Protocol
+from idcbench.rundir import MODEL_DIR
 from idcbench.run.lock import hold
 from idcbench.run.merge import Held, held_scores, merge_metrics, merge_rows
-from idcbench.run.model import MODEL_DIR, MODEL_MARKER, load_saved
-from idcbench.protocol import COCO, Protocol, protocol_of
+from idcbench.run.model import load_saved
 from idcbench.run.reporter import Reporter
-from idcbench.run.request import (
-    Prepared, RunRequest, RunResult, model_spec_of, open_dataset, resolve_device, split_examples,
-)
-from idcbench.scoring import RETRIEVAL_FILE, resolve_metrics
-from idcbench.spec import RunSpec, dataset_manifest, write_json_atomic
+from idcbench.run.request import Prepared, RunResult, reopen
 
 
 def split_subsets(dataset: Dataset, split: str, examples: Sequence[Example],
@@ -91,7 +87,7 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
     from idcbench import scoring
 
     run_dir = p.run_dir
-    preds = merge_predictions(run_dir, p.examples)
+    preds = rundir.merge_predictions(run_dir, [e.id for e in p.examples])
     held = held_scores(run_dir, p.spec.hash, preds)
     todo = [m for m in p.metrics if held is None or m not in held.names]
     extra: dict[str, Any] = {"run": {
@@ -99,7 +95,7 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
         "spec_hash": p.spec.hash, "world_size": p.info.world_size, "num_shards": num_shards, "n": len(p.examples),
         "limit": p.spec.limit,
     }}
-    failed = failed_predictions(run_dir)
+    failed = rundir.failed_predictions(run_dir)
     if failed:
         extra["run"]["failed"] = {"n": len(failed), "ids": list(failed),
                                   "reasons": dict(Counter(failed.values()).most_common())}
@@ -117,34 +113,34 @@ def finalize(p: Prepared, model: Captioner | None, reporter: Reporter, *, num_sh
         retrieval = None
         if model is not None and isinstance(model, RetrievalModel):
             retrieval = score_retrieval(model, p.examples, batch_size=p.request.batch_size, reporter=reporter)
+        ranks = None
         if retrieval is not None:
             metrics["retrieval"], ranks = retrieval
-            write_atomic(run_dir / RETRIEVAL_FILE, "".join(json.dumps(r) + "\n" for r in ranks))
-        else:
-            (run_dir / RETRIEVAL_FILE).unlink(missing_ok=True)  # a rescore without the model: no stale ranks
-    scoring.write_scores(run_dir, metrics, rows)
+        rundir.write_retrieval(run_dir, ranks)  # none: a rescore without the model leaves no stale ranks
+    rundir.write_scores(run_dir, metrics, rows)
+    rundir.write_curves(run_dir, curves_source(p))
     computed = sorted(Held(metrics, rows).names)
     if failed:  # not done: the same command asks the failed pairs again
-        (run_dir / "DONE").unlink(missing_ok=True)
+        rundir.clear_done(run_dir)
         return metrics
-    write_json_atomic(run_dir / "DONE", {"spec_hash": p.spec.hash, "metrics": computed,
-                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    rundir.write_done(run_dir, p.spec.hash, computed)
     return metrics
 
 
-def read_done(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "DONE"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None  # unreadable DONE: treat as not done, everything is recomputed from what is saved
+def curves_source(p: Prepared) -> Path | None:
+    """Where the validation curves of the run's model are: its own training folder, or the provenance shipped with
+    its ``--init`` checkpoint."""
+    if p.spec.train:
+        return p.run_dir / rundir.TRAIN_DIR
+    if p.request.init is not None and Path(p.request.init).is_dir():
+        return Path(p.request.init) / "provenance"
+    return None
+
 
 def missing_shards(run_dir: Path, examples: Sequence[Example]) -> list[str]:
     """Descriptions of shards that are absent or incomplete (empty when every id has a prediction)."""
     ids = [e.id for e in examples]
-    have = collect_records(run_dir, ids)  # a failed pair is finished for its shard (a rerun of the run asks it again)
+    have = rundir.collect_records(run_dir, ids)  # a failed pair is finished for its shard (a rerun of the run asks it again)
     if len(have) == len(ids):
         return []
     files = run_dir.glob("predictions.shard-*-of-*.jsonl")
@@ -157,7 +153,7 @@ def missing_shards(run_dir: Path, examples: Sequence[Example]) -> list[str]:
             part = shard(examples, i, n)
             got = sum(e.id in have for e in part)
             if got < len(part):
-                f = shard_file(i, n)
+                f = rundir.shard_file(i, n)
                 problems.append(f"shard {i} of {n} ({f}: missing)" if not (run_dir / f).exists()
                                 else f"shard {i} of {n} ({f}: {got}/{len(part)} predictions, incomplete)")
     return problems
@@ -168,38 +164,15 @@ def score_run(run_dir: str | Path, *, data_root: str | Path | None = None, metri
     """`idcbench score RUN_DIR`: merge the shard files of a run directory and score it (once every shard is there).
     `metrics` defaults to the ones the run was started with."""
     reporter = reporter or Reporter()
-    run_dir = Path(run_dir)
-    spec_file = run_dir / "run_spec.json"
-    if not spec_file.exists():
-        raise UserError(f"{run_dir}: not a run directory (no run_spec.json); `idcbench run` creates one")
-    saved = read_json(spec_file, what="run spec")
-    spec = RunSpec.from_dict(saved["spec"])
-    if data_root is None:
-        data_root, note = recorded_root(spec.dataset, saved.get("data_root"))
-        if note:
-            reporter.message(note)
-    req = RunRequest(model=spec.model, dataset=spec.dataset, data_root=data_root, protocol=spec.protocol,
-                     split=spec.split, config={}, seed=spec.seed, device=device,
-                     batch_size=batch_size or saved.get("batch_size") or 32, limit=spec.limit,
-                     runs_dir=run_dir.parents[2], metrics=metrics if metrics is not None else saved.get("metrics"))
-    protocol = protocol_of(spec.dataset, spec.protocol)
-    names = resolve_metrics(req.metrics if req.metrics is not None else protocol.default_metrics())
-    dataset = open_dataset(spec.dataset, req.data_root)
-    examples = split_examples(dataset, spec.split, spec.limit)
-    if dataset_manifest(dataset, examples) != spec.manifest:
-        raise UserError(f"{run_dir}: the {spec.dataset} {spec.split} examples under {dataset.root} differ from the ones "
-                        "this run captioned (manifest hash); point --data-root at the same data")
-    model_spec = model_spec_of(spec.model)
-    info = DistInfo()
-    p = Prepared(req, spec, run_dir, dataset, examples, model_spec, resolve_device(device, info), info, names,
-                 protocol=protocol)
-    with hold(run_dir, reporter=reporter):  # waits for running shards (they share the lock)
-        problems = missing_shards(run_dir, examples)
+    p = reopen(Path(run_dir), data_root=data_root, metrics=metrics, device=device, batch_size=batch_size,
+               reporter=reporter)
+    with hold(p.run_dir, reporter=reporter):  # waits for running shards (they share the lock)
+        problems = missing_shards(p.run_dir, p.examples)
         if problems:
-            raise UserError(f"{run_dir}: cannot score yet: {'; '.join(problems)}; run the missing shards with "
+            raise UserError(f"{p.run_dir}: cannot score yet: {'; '.join(problems)}; run the missing shards with "
                             "`idcbench run ... --shard I --num-shards N`")
         model = None
-        if (run_dir / MODEL_DIR / MODEL_MARKER).exists() and hasattr(model_spec.family, "embed_pairs"):
-            model = load_saved(run_dir / MODEL_DIR, p, what=str(run_dir / MODEL_DIR))
-        metrics_out = finalize(p, model, reporter, num_shards=saved.get("num_shards"))
-    return RunResult(run_dir, spec, "done", metrics_out)
+        if factory.is_saved(p.run_dir / MODEL_DIR) and hasattr(p.model_spec.family, "embed_pairs"):
+            model = load_saved(p.run_dir / MODEL_DIR, p, what=str(p.run_dir / MODEL_DIR))
+        metrics_out = finalize(p, model, reporter, num_shards=rundir.read_spec(p.run_dir).get("num_shards"))
+    return RunResult(p.run_dir, p.spec, "done", metrics_out)

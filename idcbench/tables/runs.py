@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
 from idcbench.protocol import Protocol, protocol_of
-from idcbench.scoring import METRICS_FILE
+from idcbench.rundir import METRICS_FILE, read_metrics, read_spec
 from idcbench.tables.model import RETRIEVAL_COLUMNS, config_labels, is_column, metric_order
 
 
@@ -85,15 +85,10 @@ def load_run(run_dir: str | Path) -> RunInfo:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
-    if not (run_dir / METRICS_FILE).exists():
-        raise UserError(f"{run_dir}: no metrics.json (unfinished run?); finish it with `idcbench run` first")
-    metrics = read_json(run_dir / METRICS_FILE, what="metrics file")
-    spec_file = run_dir / "run_spec.json"
-    raw = read_json(spec_file, what="run spec") if spec_file.exists() else {}
-    spec = raw.get("spec", raw) if isinstance(raw, dict) else {}
-    if not isinstance(metrics, dict) or "subsets" not in metrics:
-        raise UserError(f"{run_dir / 'metrics.json'}: not an idcbench metrics file (no 'subsets')")
-    root = raw.get("data_root") if isinstance(raw, dict) else None
+    metrics = read_metrics(run_dir)
+    raw = read_spec(run_dir)
+    spec = raw.get("spec", raw)
+    root = raw.get("data_root")
     return RunInfo(run_dir, spec, metrics, root if isinstance(root, str) else None)
 
 

@@ -10,7 +10,6 @@ interval); `paired_p_value` tests a model against a baseline on the same example
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
-from idcbench.scoring import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE, load_samples
+from idcbench.rundir import METRICS_FILE, RETRIEVAL_FILE, SAMPLES_FILE, load_samples, read_retrieval_ranks
 from idcbench.tables.model import PRIMARY, RETRIEVAL_COLUMNS, Cell, metric_cell
 from idcbench.tables.runs import Group, RunInfo
 
@@ -51,23 +50,8 @@ def metric_statistic(samples: Sequence[Mapping[str, Any]], metric: str) -> bs.St
     return get(metric).statistic(samples)
 
 
-def load_retrieval_ranks(run_dir: Path) -> list[dict] | None:
-    """The run's per-pair retrieval ranks (``retrieval.jsonl``), sorted by id; None for runs without that file, a
-    `UserError` for a file that is not one."""
-    path = Path(run_dir) / RETRIEVAL_FILE
-    if not path.is_file():
-        return None
-    try:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not all(isinstance(r, dict) and "id" in r and isinstance(r.get("t2p"), list) for r in rows):
-            raise ValueError("every row needs an id and a t2p list")
-    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError
-        raise UserError(f"{path}: not a retrieval ranks file ({e}); rerun `idcbench score` on the run") from None
-    return sorted(rows, key=lambda r: str(r["id"]))
-
-
 def retrieval_statistic(rows: Sequence[Mapping[str, Any]], metric: str) -> tuple[list[str], bs.Statistic]:
-    """(pair ids, statistic) of a retrieval R@K column from per-pair ranks (`load_retrieval_ranks`). text->pair R@K
+    """(pair ids, statistic) of a retrieval R@K column from per-pair ranks (`idcbench.rundir.read_retrieval_ranks`). text->pair R@K
     is a ratio over the resampled pairs' captions, pair->text R@K a mean over the resampled queried pairs; the
     candidate set stays the whole split."""
     direction, k = metric.split("_R@")
@@ -123,7 +107,7 @@ class Stats:
         if run.path not in self._ranks:
             rows = None
             try:
-                rows = load_retrieval_ranks(run.path)
+                rows = read_retrieval_ranks(run.path)
             except UserError:
                 self._problem(run, f"{RETRIEVAL_FILE} is not a ranks file (truncated?)")
             n = (run.metrics.get("retrieval") or {}).get("n_pairs")

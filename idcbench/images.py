@@ -160,7 +160,9 @@ class ImageCache:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with open(self.dir / ".lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others then find its entries
+                # One builder at a time; the others then find its entries. A POSIX lock (lockf, not flock): the
+                # decoding workers forked while it is held do not inherit it.
+                fcntl.lockf(lock, fcntl.LOCK_EX)
                 self._looked.difference_update(map(Path, paths))
                 self.lookup(paths)
                 keys = {p: k for p in dict.fromkeys(map(Path, paths)) if p not in self.where and (k := self.key(p))}

@@ -202,3 +202,17 @@ def test_caption_loss_equals_the_boolean_mask_loss_and_its_gradients(shapes_data
         grads.append({k: p.grad.clone() for k, p in m.net.named_parameters() if p.grad is not None})
     assert torch.equal(losses[0], losses[1])
     assert grads[0].keys() == grads[1].keys() and all(torch.equal(grads[0][k], grads[1][k]) for k in grads[0])
+
+
+def test_token_rows_made_once_equal_the_tokenizers_batches():
+    from idcbench.models.clip4idc.train import StageRunner
+
+    m = tiny()
+    runner = StageRunner(m, 2, FitContext(workdir=Path("unused")), [], [])
+    texts = ["the red cube moved", "a small thing", "the red cube moved", "", "x " * 40]
+    for kind, make in (("text", m.bpe.text_ids), ("caption", m.bpe.caption_ids)):
+        for batch in (texts, texts[2:], texts[::-1]):  # the second and third batches reuse stored rows
+            want = make(batch, m.config["max_words"])
+            want = (want,) if isinstance(want, torch.Tensor) else want
+            got = runner._token_rows(kind, batch)
+            assert len(got) == len(want) and all(torch.equal(a, b) for a, b in zip(got, want))

@@ -81,6 +81,7 @@ class StageRunner:
         self.last, self.best = self.workdir / f"stage{stage}_last.pt", self.workdir / f"stage{stage}_best.pt"
         self.done = self.workdir / f"stage{stage}_done"
         self.device = model.device
+        self._rows: dict[str, dict[str, tuple[torch.Tensor, ...]]] = {}
         self.world, self.rank = (ctx.world_size, ctx.rank) if is_distributed() else (1, 0)
         scale = model.config["logit_scale"]
         # null: the backbone's learned temperature (OpenAI CLIP's is 100, the official value), held fixed
@@ -132,10 +133,22 @@ class StageRunner:
     def local(self, batch: Sequence) -> Sequence:
         return batch[self.rank:: self.world] if self.world > 1 else batch
 
+    # ---- text -------------------------------------------------------------------------------------------------
+    def _token_rows(self, kind: str, texts: Sequence[str]) -> tuple[torch.Tensor, ...]:
+        """`bpe.text_ids` (kind "text") or `bpe.caption_ids` (kind "caption") of `texts`: each caption's rows are
+        made once per stage and stacked per step (the same tensors, without a tokenizer pass per step)."""
+        rows = self._rows.setdefault(kind, {})
+        missing = [t for t in dict.fromkeys(texts) if t not in rows]
+        if missing:
+            made = (self.m.bpe.text_ids if kind == "text" else self.m.bpe.caption_ids)(missing, self.m.config["max_words"])
+            made = (made,) if isinstance(made, torch.Tensor) else made
+            rows.update(zip(missing, zip(*made)))
+        return tuple(torch.stack(parts) for parts in zip(*(rows[t] for t in texts)))
+
     # ---- losses -----------------------------------------------------------------------------------------------
     def loss_stage1(self, batch: Sequence[P.RetrievalSample], images: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
         m, net = self.m, self.m.net
-        text = m.bpe.text_ids([s.caption for s in batch], m.config["max_words"])  # cut on the CPU by encode_text
+        text, = self._token_rows("text", [s.caption for s in batch])  # cut on the CPU by encode_text
         pair = net.pair_embedding(m.pair_tokens_for_training([s.before for s in batch], [s.after for s in batch], images))
         txt = net.encode_text(text)
         pair, txt = gather_with_grad(pair.float()), gather_with_grad(txt.float())
@@ -147,7 +160,7 @@ class StageRunner:
                      images: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
         m, net = self.m, self.m.net
         tokens = m.pair_tokens_for_training([t[0] for t in triples], [t[1] for t in triples], images)
-        inp, tgt, mask = m.bpe.caption_ids([t[2] for t in triples], m.config["max_words"])
+        inp, tgt, mask = self._token_rows("caption", [t[2] for t in triples])
         # Positions after the batch's longest caption are padding on every row: the causal, answer-masked decoder
         # never attends to them and the loss skips them, so they are cut rather than computed.
         n = max(1, int(mask.sum(dim=1).max()))

@@ -22,6 +22,7 @@ JSON written to --out after every part. `--dry-run` runs every part with tiny si
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -296,10 +297,14 @@ def end_to_end(cfg: dict, data_root: Path, runs: Path, deadline: float) -> list[
     for c in cfg["e2e_config"]:
         argv += ["--config", c]
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=max(10.0, deadline - time.perf_counter()))
+    note = ""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=max(10.0, deadline - time.perf_counter()))
+        if proc.returncode != 0:
+            raise RuntimeError(f"idcbench run exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}")
+    except subprocess.TimeoutExpired:
+        note = "killed by the time budget; "
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"idcbench run exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-300:]}")
     out = []
     logs = {p.name: [json.loads(x) for x in p.read_text().splitlines()] for p in runs.rglob("stage*_log.jsonl")}
     metrics = next(runs.rglob("metrics.json"), None)
@@ -309,7 +314,7 @@ def end_to_end(cfg: dict, data_root: Path, runs: Path, deadline: float) -> list[
         out.append(row("f", f"`idcbench run` {name.split('_')[0]}: steps incl. validation", steps, secs, steps / secs,
                        "steps/s", float("nan"), f"{len(rows)} validations"))
     out.append(row("f", "`idcbench run clip4idc` end to end (train, val, caption test, CIDEr-D)", 1, seconds,
-                   1 / seconds, "runs/s", float("nan"), f"test CIDEr-D {cider}"))
+                   1 / seconds, "runs/s", float("nan"), f"{note}test CIDEr-D {cider}"))
     return out
 
 
@@ -405,6 +410,7 @@ def run(cfg: dict, out: Path) -> dict:
             traceback.print_exc()
             result["rows"].append(row(name[0], f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
                                       0, 0.0, float("nan"), "", 0.0))
+        gc.collect()  # the part's models and their decoding workers go now
         for r in result["rows"][done:]:
             print(f"  {r['part']} {r['what']}: {r['rate']:.2f} {r['unit']} ({r['seconds']:.2f} s)", flush=True)
         result["total_s"] = time.perf_counter() - start

@@ -74,12 +74,13 @@ def profile_fit(model: str = "clip4idc-tiny", *, stage: int = 1, steps: int = 20
     n_prof = max(1, len(marks) - (warmup + steps))
     prof_wall = (marks[-1] - marks[warmup + steps - 1]) if len(marks) > warmup + steps else float("nan")
     phases: dict[str, dict[str, float]] = {}
-    kernels = aten = 0.0
+    kernels = aten = busy = 0.0
     if prof is not None:
         averages = prof.key_averages()
         aten = sum(ev.count for ev in averages if ev.key.startswith("aten::")) / n_prof
-        kernels = sum(ev.count for ev in averages if getattr(ev, "device_type", None) == torch.autograd.DeviceType.CUDA
-                      and not ev.key.startswith(("Memcpy", "Memset"))) / n_prof
+        on_gpu = [ev for ev in averages if getattr(ev, "device_type", None) == torch.autograd.DeviceType.CUDA]
+        kernels = sum(ev.count for ev in on_gpu if not ev.key.startswith(("Memcpy", "Memset"))) / n_prof
+        busy = sum(float(getattr(ev, "self_device_time_total", 0.0) or 0.0) for ev in on_gpu) / 1e3 / n_prof
         for ev in averages:
             if ev.key.startswith("idcbench."):
                 name = ev.key.removeprefix("idcbench.")
@@ -104,7 +105,7 @@ def profile_fit(model: str = "clip4idc-tiny", *, stage: int = 1, steps: int = 20
         "model": model, "stage": stage, "batch_size": batch_size, "device": device,
         "threads": torch.get_num_threads(), "steps_per_s": 1.0 / step_s, "step_ms": step_s * 1e3,
         "profiled_step_ms": prof_wall / n_prof * 1e3, "phases": phases, "aten_ops_per_step": aten,
-        "kernels_per_step": kernels,
+        "kernels_per_step": kernels, "gpu_busy_ms": busy,
         "decode_ms_per_image": (t1 - t0) / len(paths) * 1e3, "resize_ms_per_image": (t2 - t1) / len(paths) * 1e3,
         "image": f"{imgs[0].size[0]}x{imgs[0].size[1]} -> {size}px",
         "ops": prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
@@ -116,10 +117,12 @@ def table(r: dict[str, Any]) -> str:
     """The profile as Markdown: each phase's ms per step (CPU; device on CUDA) and share of the profiled step."""
     step = r["profiled_step_ms"]
     cuda = r["device"].startswith("cuda")
-    head = "| phase | ms/step (host) | % of step |" + (" ms/step (GPU) |" if cuda else "")
+    # GPU: the device time of the kernels each range launched from this thread (backward runs on autograd's)
+    head = "| phase | ms/step (host) | % of step |" + (" ms/step (GPU, this thread) |" if cuda else "")
     lines = [f"{r['model']} stage {r['stage']}, batch {r['batch_size']}, {r['device']}, {r['threads']} threads: "
              f"{r['steps_per_s']:.2f} steps/s ({r['step_ms']:.1f} ms/step; {step:.1f} ms under the profiler, "
-             f"{r['aten_ops_per_step']:.0f} aten ops" + (f", {r['kernels_per_step']:.0f} kernels" if cuda else "") + "); "
+             f"{r['aten_ops_per_step']:.0f} aten ops"
+             + (f", {r['kernels_per_step']:.0f} kernels, GPU busy {r['gpu_busy_ms']:.1f} ms" if cuda else "") + "); "
              f"one image {r['image']}: decode {r['decode_ms_per_image']:.2f} ms, resize {r['resize_ms_per_image']:.2f} ms",
              "", head, "|---|---|---|" + ("---|" if cuda else "")]
     accounted = 0.0

@@ -303,10 +303,11 @@ class ImagePipeline:
 
     def stacked(self, lists: Sequence[Sequence[Path]], batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """Batches of `batch_size` rows of the parallel path `lists` (e.g. befores and afters) on the device: with
-        workers each batch is decoded as jobs of at most `JOB_ROWS` rows (load balance) and concatenated on the device.
+        workers each batch is decoded as jobs of at most `JOB_ROWS` rows, small enough that every worker gets one
+        (a call of a few pairs is decoded in parallel too), and concatenated on the device.
         """
         n = len(lists[0]) if lists else 0
-        rows = batch_size if self.workers == 0 else min(batch_size, JOB_ROWS)
+        rows = batch_size if self.workers == 0 else min(batch_size, JOB_ROWS, max(1, -(-n // self.workers)))
         spans, per_batch = [], []
         for start in range(0, n, batch_size):
             end = min(start + batch_size, n)

@@ -43,12 +43,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 FULL = dict(device="cuda", backbone="ViT-B-32", pairs=7970, size=224, s1_batch=128, s2_batch=64, steps=30, warmup=5,
-            check_pairs=64, duda_backbone="RN101", decoder={}, workers=None, budget_s=285,
+            check_pairs=64, duda_backbone="RN101", decoder={}, workers=None, budget_s=285, decoding={},
             e2e_scenes=1500, e2e_size=224, e2e_config=["stage1.epochs=3", "stage1.max_steps=120", "stage1.val_max_pairs=200",
                                                        "stage2.epochs=2", "stage2.max_steps=150", "stage2.val_max_pairs=200"],
             tiny_data=None, tiny_config={}, clevr_pngs=2000, profile_steps=(3, 5, 5))
 DRY = dict(device="cpu", backbone="idc-tiny-vit", pairs=12, size=64, s1_batch=4, s2_batch=4, steps=2, warmup=1,
            check_pairs=3, duda_backbone="idc-tiny-vit", decoder={"heads": 4, "ffn": 64, "layers": 1}, workers=1,
+           decoding={"max_len": 8},
            budget_s=900, e2e_scenes=12, e2e_size=64,
            e2e_config=["stage1.max_steps=2", "stage1.batch_size=4", "stage1.val_max_pairs=2", "stage2.max_steps=2",
                        "stage2.batch_size=4", "stage2.epochs=1", "stage2.val_max_pairs=2", "decoding.max_len=6"],
@@ -176,6 +177,8 @@ def model(cfg: dict, **over):
               loader_workers=cfg["workers"])
     if cfg["decoder"]:
         kw["decoder"] = cfg["decoder"]
+    if cfg["decoding"]:
+        kw["decoding"] = cfg["decoding"]
     return create_model("clip4idc", **{**kw, **over}).to(cfg["device"])
 
 
@@ -400,7 +403,7 @@ def run(cfg: dict, out: Path) -> dict:
             result["rows"].append(row(name[0], f"skipped: {left:.0f} s of the budget left, needs ~{need} s", 0,
                                       0.0, float("nan"), "", 0.0))
             continue
-        done = len(result["rows"])
+        done, t_part = len(result["rows"]), time.perf_counter()
         try:
             got = fn()
             if name == "g":
@@ -411,6 +414,8 @@ def run(cfg: dict, out: Path) -> dict:
             result["rows"].append(row(name[0], f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
                                       0, 0.0, float("nan"), "", 0.0))
         gc.collect()  # the part's models and their decoding workers go now
+        result.setdefault("part_seconds", {})[name] = round(time.perf_counter() - t_part, 1)
+        print(f"({name}: {time.perf_counter() - t_part:.1f} s of wall time)", flush=True)
         for r in result["rows"][done:]:
             print(f"  {r['part']} {r['what']}: {r['rate']:.2f} {r['unit']} ({r['seconds']:.2f} s)", flush=True)
         result["total_s"] = time.perf_counter() - start

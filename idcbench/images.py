@@ -148,6 +148,8 @@ class ImageCache:
         except (OSError, sqlite3.Error) as e:
             self._disable(e)
             return
+        present = {seg for seg in {w[0] for w in found.values()} if os.path.isfile(seg)}  # a deleted segment: decode
+        found = {k: w for k, w in found.items() if w[0] in present}
         self.where.update((p, found[k]) for p, k in keys.items() if k in found)
 
     def add(self, paths: Sequence[Path], decode: Callable[[list[Path]], Iterator[torch.Tensor]],

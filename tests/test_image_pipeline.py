@@ -109,6 +109,12 @@ def test_cache_returns_the_decoded_pixels_and_decodes_a_changed_file_again(image
     ImagePipeline(16, cache=fresh).add_to_cache(files)
     assert len(list(cache.dir.glob("seg-*.u8"))) == 2 and fresh.where[files[2]][1] == 0
     assert torch.equal(ImagePipeline(16, cache=fresh).read(files)[2], reference(files[2], 16))
+    # a segment deleted by hand: its files are decoded again, not read from a missing file
+    segments[0].unlink()
+    gone = ImageCache(16, root=tmp_path / "cache")
+    gone.lookup(files)
+    assert set(gone.where) == {files[2]}
+    assert torch.equal(ImagePipeline(16, workers=1, cache=gone).read(files), torch.stack([reference(p, 16) for p in files]))
 
 
 def _build(root: str, files: list[str]) -> None:

@@ -220,7 +220,8 @@ def _segment(path: str, size: int) -> np.ndarray:
 
 class _Reader(torch.utils.data.Dataset):
     """A job (tuple of item lists) -> tuple of uint8 batches: from the cache's segments, else decoded. With `memory`
-    each process keeps what it decoded (``cache_images``)."""
+    the main process keeps what it decoded (``cache_images``); workers do not (each would hold its own copy of the
+    dataset: `ImageCache` is what workers share)."""
 
     def __init__(self, size: int, memory: bool):
         self.size, self.memory = size, memory
@@ -234,7 +235,8 @@ class _Reader(torch.utils.data.Dataset):
 
     def _stack(self, items: Sequence[Item]) -> torch.Tensor:
         out = torch.empty((len(items), 3, self.size, self.size), dtype=torch.uint8)
-        if torch.utils.data.get_worker_info() is not None:
+        in_worker = torch.utils.data.get_worker_info() is not None
+        if in_worker:
             out.share_memory_()  # a worker's result crosses to the main process without another copy
         for row, (path, where) in zip(out, items):
             kept = self._kept.get(path)
@@ -244,7 +246,7 @@ class _Reader(torch.utils.data.Dataset):
                 row.numpy()[...] = _segment(where[0], self.size)[where[1]]
             else:
                 decode_resized(path, self.size, out=row)
-            if self.memory and kept is None:
+            if self.memory and kept is None and not in_worker:
                 self._kept[path] = row.clone()
         return out
 
@@ -265,7 +267,7 @@ class ImagePipeline:
     `workers` > 0: one persistent DataLoader whose workers decode (or read from `cache`), prefetch `prefetch` jobs
     each, return shared-memory tensors that are pinned (CUDA) and copied without blocking. A pipeline serves one
     `batches` iteration at a time (a new call abandons the previous one); models keep one for evaluation and one per
-    training stage. `memory`: keep the decoded pixels in memory (per process).
+    training stage. `memory`: keep the pixels decoded in this process in memory.
     """
 
     def __init__(self, size: int, *, device: str = "cpu", workers: int = 0, memory: bool = False,

@@ -142,3 +142,14 @@ def test_an_unwritable_cache_falls_back_to_decoding(images, tmp_path, caplog):
     pipe.add_to_cache(images[:2])
     assert pipe.cache.broken and "disabled" in caplog.text
     assert torch.equal(pipe.read(images[:2]), torch.stack([reference(p, 16) for p in images[:2]]))
+
+
+def test_memory_keeps_the_pixels_decoded_in_process(images, tmp_path):
+    copy = tmp_path / "x.png"
+    copy.write_bytes(images[0].read_bytes())
+    pipe = ImagePipeline(16, memory=True)
+    first = pipe.read([copy])
+    copy.unlink()  # a second read comes from memory, not the file
+    assert torch.equal(pipe.read([copy]), first)
+    with pytest.raises(UserError):
+        ImagePipeline(16).read([copy])

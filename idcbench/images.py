@@ -295,15 +295,18 @@ class ImagePipeline:
                 generator=torch.Generator())  # its own seed: iterating never draws from the global RNG
         return self._loader
 
-    def batches(self, jobs: Iterable[Sequence[Sequence[Path]]]) -> Iterator[tuple[torch.Tensor, ...]]:
-        """For each job (a tuple of path lists), its uint8 batches (N x 3 x size x size each) on the device."""
+    def batches(self, jobs: Iterable[Sequence[Sequence[Path]]], *,
+                on_device: bool = True) -> Iterator[tuple[torch.Tensor, ...]]:
+        """For each job (a tuple of path lists), its uint8 batches (N x 3 x size x size each) on the device (or the
+        host when not `on_device`)."""
+        items = (tuple(map(self._items, job)) for job in jobs)
         if self.workers == 0:
-            for job in jobs:
-                yield tuple(self._to_device(t) for t in _raise(self._reader[tuple(map(self._items, job))]))
-            return
-        self._jobs.jobs = (tuple(map(self._items, job)) for job in jobs)
-        for out in self._data():
-            yield tuple(self._to_device(t) for t in _raise(out))
+            results: Iterable[Any] = (self._reader[job] for job in items)
+        else:
+            self._jobs.jobs = items
+            results = self._data()
+        for out in results:
+            yield tuple(self._to_device(t) if on_device else t for t in _raise(out))
 
     def stacked(self, lists: Sequence[Sequence[Path]], batch_size: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """Batches of `batch_size` rows of the parallel path `lists` (e.g. befores and afters) on the device: with
@@ -327,14 +330,11 @@ class ImagePipeline:
         """Decode `paths` missing from the cache into it (no-op without a cache)."""
         if self.cache is None:
             return
+
         def decode(missing: list[Path]) -> Iterator[torch.Tensor]:
-            jobs = (([(p, None) for p in missing[i: i + JOB_ROWS]],) for i in range(0, len(missing), JOB_ROWS))
-            if self.workers == 0:
-                yield from (_raise(self._reader[job])[0] for job in jobs)
-                return
-            self._jobs.jobs = jobs
-            for out in self._data():
-                yield _raise(out)[0]
+            jobs = ((missing[i: i + JOB_ROWS],) for i in range(0, len(missing), JOB_ROWS))
+            return (x for x, in self.batches(jobs, on_device=False))
+
         self.cache.add([Path(p) for p in paths], decode, progress)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
@@ -343,8 +343,9 @@ class ImagePipeline:
 
     def close(self) -> None:
         """Stop the workers (they also stop with the process)."""
-        if self._loader is not None and getattr(self._loader, "_iterator", None) is not None:
-            self._loader._iterator._shutdown_workers()
+        iterator = getattr(self._loader, "_iterator", None)  # the persistent workers' (DataLoader keeps it there)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
         self._loader = None
 
 

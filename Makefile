@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks -q -o python_files="bench_*.py" --benchmark-only --benchmark-columns=min,median,max,rounds
+	$(PY) scripts/profile_tiny_training.py --stage 1 --steps 10 --warmup 3 --profiled 5 --threads 1 --config stage1.freeze_intra=false
 
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu_check.py --out gpu_check.json

@@ -32,8 +32,8 @@ seed (`FitContext.seed`); the config's `seed` only initialises a random backbone
 
 Config keys: backbone, pretrained, quick_gelu, grid_layer, coords, att_dim, embed_dim, word_dim, hidden, dropout, vocab_min_count,
 max_len, epochs, batch_size, lr, lr_step_epochs, lr_gamma, weight_decay, grad_clip, l1_weight, entropy_weight,
-val_max_examples, early_stop, feature_dtype, image_batch_size, seed, device. Each validation is a row of
-``ctx.workdir/val_log.jsonl`` (epoch, step, training seconds, val CIDEr-D): the training curve.
+val_max_examples, early_stop, feature_dtype, image_batch_size, seed, device, loader_workers, image_cache. Each
+validation is a row of ``ctx.workdir/val_log.jsonl`` (epoch, step, training seconds, val CIDEr-D): the training curve.
 """
 
 from __future__ import annotations
@@ -85,10 +85,11 @@ DEFAULTS: dict[str, Any] = {
     "image_batch_size": 64,
     "seed": 0,
     "device": "cpu",
+    **FrozenBackbone.IMAGE_KEYS,
 }
 
 # Keys that do not change the trained weights (a resumed fit may differ in them).
-_RUNTIME_KEYS = {"device", "image_batch_size", "epochs"}
+_RUNTIME_KEYS = {"device", "image_batch_size", "epochs", *FrozenBackbone.IMAGE_KEYS}
 
 
 def add_coords(x: torch.Tensor) -> torch.Tensor:
@@ -201,7 +202,8 @@ class DUDA(FrozenBackbone, Captioner):
 
     name = "duda"
     config_defaults = DEFAULTS
-    runtime_keys = frozenset({"device", "image_batch_size"})  # where and in how large batches features are read
+    # where and in how large batches features are read, and where the pixels come from
+    runtime_keys = frozenset({"device", "image_batch_size", *FrozenBackbone.IMAGE_KEYS})
     feature_batch_key = "image_batch_size"
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -211,12 +213,13 @@ class DUDA(FrozenBackbone, Captioner):
         self.net: DUDANet | None = None
         self.history: list[dict[str, float]] = []
 
-    def _grids(self, items: Sequence[Any], progress=None):
-        """Unique feature grids of the items' images and (before, after) indices into them."""
+    def _grids(self, items: Sequence[Any], progress=None, *, cache: bool = False):
+        """Unique feature grids of the items' images and (before, after) indices into them (`cache`: training
+        images go to the image cache)."""
         before, after = pair_paths(items)
         dtype = getattr(torch, self.config["feature_dtype"])
         feats, index = self.extractor().encode_unique(before + after, "grid", progress=progress, dtype=dtype,
-                                                      out_device=self.device)
+                                                      out_device=self.device, cache=cache)
         return feats, index[: len(before)], index[len(before):]
 
     def to(self, device: str) -> "DUDA":
@@ -249,11 +252,11 @@ class DUDA(FrozenBackbone, Captioner):
         torch.manual_seed(seed)
         self.net = None
 
-        feats, tr_b, tr_a = self._grids(train, lambda i, n: ctx.progress("features", i, n))
+        feats, tr_b, tr_a = self._grids(train, lambda i, n: ctx.progress("features", i, n), cache=True)
         self.net = DUDANet(feats.shape[1], len(self.vocab), c).to(self.device)
         val = list(val)[: c["val_max_examples"]] if c["val_max_examples"] else list(val)
         if val:
-            vfeats, va_b, va_a = self._grids(val, lambda i, n: ctx.progress("val features", i, n))
+            vfeats, va_b, va_a = self._grids(val, lambda i, n: ctx.progress("val features", i, n), cache=True)
         semantic = torch.tensor([(ex.tags or {}).get("kind") != "distractor" for ex in train], device=self.device)
         tokens = [[self.vocab.encode(r, int(c["max_len"])) for r in ex.references] for ex in train]
 

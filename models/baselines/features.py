@@ -9,7 +9,8 @@ from `pretrained`:
 - ``"tiny"`` for ``idc-tiny-vit``: the weights shipped in ``models/tinyclip/weights/``.
 
 Images are preprocessed like CLIP4IDC: RGB, bicubic resize to the backbone's square input size without crop or
-aspect ratio, CLIP mean/std.
+aspect ratio, CLIP mean/std; through `idcbench.images.ImagePipeline` (decoded in worker processes on CUDA, normalised
+on the device; `workers`, `image_cache`).
 
 >>> fx = FrozenFeatures("idc-tiny-vit", None)  # doctest: +SKIP
 >>> fx.grid([Path("before.png")]).shape          # doctest: +SKIP
@@ -25,6 +26,8 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from idcbench.errors import UserError
+from idcbench.images import ImageCache, ImagePipeline, default_workers
+from idcbench.models.clip4idc.pairs import CLIP_NORMALIZE
 
 
 def tiny_weights_available() -> bool:
@@ -73,7 +76,7 @@ class FrozenFeatures:
 
     def __init__(self, backbone: str, pretrained: str | None, *, grid_layer: int = -1, seed: int = 0,
                  device: str = "cpu", batch_size: int = 64, state_dict: dict[str, torch.Tensor] | None = None,
-                 quick_gelu: bool | None = None):
+                 quick_gelu: bool | None = None, workers: int | None = None, image_cache: bool = False):
         self.backbone = backbone
         self.pretrained = pretrained
         self.grid_layer = grid_layer
@@ -89,6 +92,8 @@ class FrozenFeatures:
         size = getattr(self.visual, "image_size", 224)
         self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self._model = model
+        self.workers, self.image_cache = workers, image_cache
+        self._pipeline: ImagePipeline | None = None
 
     def backbone_state(self) -> dict[str, torch.Tensor]:
         """The full open_clip state dict (saved with a model whose backbone is randomly initialised)."""
@@ -109,16 +114,24 @@ class FrozenFeatures:
         self.visual.to(device)
         return self
 
+    def pipeline(self) -> ImagePipeline:
+        """The image pipeline for the current device (kept with its workers while the device stays)."""
+        if self._pipeline is None or self._pipeline.device != str(self.device):
+            if self._pipeline is not None:
+                self._pipeline.close()
+            workers = default_workers(self.device) if self.workers is None else int(self.workers)
+            self._pipeline = ImagePipeline(self.image_size, device=str(self.device), workers=workers,
+                                           cache=ImageCache(self.image_size) if self.image_cache else None)
+        return self._pipeline
+
     @property
     def is_resnet(self) -> bool:
         return hasattr(self.visual, "layer4")
 
     def preprocess(self, paths: Sequence[Path]) -> torch.Tensor:
         """Load images as RGB, bicubic-resize to the backbone size (no crop), normalise with CLIP mean/std: CLIP4IDC's
-        preprocessing (`ImageLoader`)."""
-        from idcbench.models.clip4idc.pairs import ImageLoader
-
-        return ImageLoader(self.image_size)(paths)
+        preprocessing, in this process, on the CPU."""
+        return CLIP_NORMALIZE(self.pipeline().read(paths))
 
     @torch.no_grad()
     def _encode(self, x: torch.Tensor, what: str) -> torch.Tensor:
@@ -136,17 +149,21 @@ class FrozenFeatures:
         return out["image_intermediates"][0].float()
 
     def encode_unique(self, paths: Sequence[Path], what: str = "grid", *, progress=None,
-                      dtype: torch.dtype = torch.float32, out_device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+                      dtype: torch.dtype = torch.float32, out_device: str = "cpu",
+                      cache: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Features of each distinct path once (pairs share before-images): (features, index), where
-        ``features[index[i]]`` belongs to ``paths[i]``. ``what`` = ``"grid"`` (N x C x H x W) or ``"pooled"`` (N x D)."""
+        ``features[index[i]]`` belongs to ``paths[i]``. ``what`` = ``"grid"`` (N x C x H x W) or ``"pooled"`` (N x D).
+        `cache`: first decode the images missing from the image cache into it (training data; with `image_cache`)."""
         unique: dict[Path, int] = {}
         for p in paths:
             unique.setdefault(Path(p), len(unique))
         order = list(unique)
+        pipeline = self.pipeline()
+        if cache:
+            pipeline.add_to_cache(order)
         chunks = []
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            chunks.append(self._encode(self.preprocess(batch), what).to(out_device, dtype))
+        for start, (x,) in zip(range(0, len(order), self.batch_size), pipeline.stacked([order], self.batch_size)):
+            chunks.append(self._encode(CLIP_NORMALIZE(x), what).to(out_device, dtype))
             if progress is not None:
                 progress(min(start + self.batch_size, len(order)), len(order))
         feats = torch.cat(chunks) if chunks else torch.empty(0, device=out_device, dtype=dtype)
@@ -171,11 +188,13 @@ BACKBONE_FILE = "backbone.pt"
 
 class FrozenBackbone:
     """Mixin of the models that read a frozen open_clip backbone (`nearest-neighbour`, `duda`): one lazily built
-    `FrozenFeatures` from the config keys backbone, pretrained, quick_gelu, grid_layer, seed and
-    `feature_batch_key`; saved with the model only when random (pretrained weights are found again by name), and
-    checked against the saved digest on load."""
+    `FrozenFeatures` from the config keys backbone, pretrained, quick_gelu, grid_layer, seed, loader_workers,
+    image_cache and `feature_batch_key`; saved with the model only when random (pretrained weights are found again by
+    name), and checked against the saved digest on load."""
 
     feature_batch_key = "batch_size"
+    # the keys of the image pipeline: where pixels come from, never what they are (recorded, not hashed)
+    IMAGE_KEYS: dict[str, Any] = {"loader_workers": None, "image_cache": False}
     _fx: FrozenFeatures | None = None
 
     def extractor(self, state_dict: dict | None = None) -> FrozenFeatures:
@@ -183,7 +202,8 @@ class FrozenBackbone:
             c = self.config
             self._fx = FrozenFeatures(c["backbone"], c["pretrained"], grid_layer=c["grid_layer"], seed=c["seed"],
                                       device=self.device, batch_size=c[self.feature_batch_key],
-                                      state_dict=state_dict, quick_gelu=c["quick_gelu"])
+                                      state_dict=state_dict, quick_gelu=c["quick_gelu"],
+                                      workers=c["loader_workers"], image_cache=bool(c["image_cache"]))
         return self._fx
 
     def move_backbone(self, device: str) -> None:

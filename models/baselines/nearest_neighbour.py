@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 64,
     "seed": 0,
     "device": "cpu",
+    **FrozenBackbone.IMAGE_KEYS,
 }
 
 
@@ -71,7 +72,8 @@ class NearestNeighbour(FrozenBackbone, Captioner):
 
     name = "nearest-neighbour"
     config_defaults = DEFAULTS
-    runtime_keys = frozenset({"device", "chunk_size"})  # exact search: the chunking of the similarity matrix is not a result
+    # exact search: the chunking of the similarity matrix is not a result; nor where the pixels come from
+    runtime_keys = frozenset({"device", "chunk_size", *FrozenBackbone.IMAGE_KEYS})
     trainable = True
 
     def __init__(self, config: dict[str, Any] | None = None):
@@ -85,13 +87,13 @@ class NearestNeighbour(FrozenBackbone, Captioner):
         self.captions: list[list[str]] = []
         self._df: tuple[dict, float] | None = None
 
-    def pair_embeddings(self, pairs: Sequence[Any], progress=None) -> torch.Tensor:
+    def pair_embeddings(self, pairs: Sequence[Any], progress=None, *, cache: bool = False) -> torch.Tensor:
         """Pair embeddings (N x D, unit norm) as described in the module docstring. (Not named `embed_pairs`: this
-        model embeds no texts, so it is not a `RetrievalModel`.)"""
+        model embeds no texts, so it is not a `RetrievalModel`.) `cache`: training images go to the image cache."""
         before, after = pair_paths(pairs)
         fx = self.extractor()
         what = "pooled" if self.config["features"] == "pooled" else "grid"
-        feats = fx.encode(before + after, what, progress=progress, out_device=self.device)
+        feats = fx.encode(before + after, what, progress=progress, out_device=self.device, cache=cache)
         if what == "grid" and self.config["grid_pool"]:
             feats = F.adaptive_avg_pool2d(feats, int(self.config["grid_pool"]))
         feats = feats.flatten(1)
@@ -112,7 +114,7 @@ class NearestNeighbour(FrozenBackbone, Captioner):
         if ctx is not None and ctx.device != self.device:
             self.to(ctx.device)
         progress = (lambda i, n: ctx.progress("features", i, n)) if ctx is not None else None
-        self.embeddings = self.pair_embeddings(train, progress=progress)
+        self.embeddings = self.pair_embeddings(train, progress=progress, cache=True)
         self.captions = [list(ex.references) for ex in train]
         self._df = None
 

@@ -26,6 +26,7 @@ from idcbench.captioner import Captioner, FitContext, check_config, deep_merge
 from idcbench.data import Example, Pair
 from idcbench.errors import UserError
 from idcbench.files import torch_save_atomic, write_atomic
+from idcbench.images import ImageCache, ImagePipeline, default_workers
 
 DEFAULTS: dict[str, Any] = {
     "arch": "pair",                 # "pair" = CLIP4IDC, "diff" = clip-diff (frozen per-image encoder)
@@ -55,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "amp": True,                    # bf16 autocast on CUDA
     "precision": "fp32",            # float32 weights; "official-fp16": the official fp16 CLIP (see precision.py)
     "cache_images": False,          # keep resized pixels in memory (small datasets)
+    "image_cache": False,           # decoded training images on disk, memory-mapped (idcbench.images.ImageCache)
+    "loader_workers": None,         # image decoding processes; null: CUDA all CPUs but one (at most 16), CPU none
     "cache_stage2_tokens": True,    # when CLIP is frozen in stage 2, encode each training pair once
     "cache_intra": True,            # when only the joint blocks learn (freeze_intra), run the intra blocks once per image
     "save_every_steps": 0,
@@ -75,9 +78,10 @@ class Clip4IDC(Captioner):
 
     name = "clip4idc"
     config_defaults = DEFAULTS
-    # pixels kept in memory, the CUDA captioning batch (images decoded in workers), how often training state is saved:
-    # none changes a weight or a caption
-    runtime_keys = frozenset({"cache_images", "cuda_eval_batch_size", "save_every_steps"})
+    # pixels kept in memory or read from the image cache by workers, the CUDA captioning batch, how often training
+    # state is saved: none changes a weight or a caption
+    runtime_keys = frozenset({"cache_images", "cuda_eval_batch_size", "save_every_steps", "image_cache",
+                              "loader_workers"})
 
     def __init__(self, config: dict[str, Any] | None = None, *, _weights: Path | None = None):
         from idcbench.models.clip4idc.backbone import create_clip
@@ -99,8 +103,11 @@ class Clip4IDC(Captioner):
         self.net = Clip4IDCNet(clip, arch=cfg["arch"], intra_layers=cfg["intra_layers"], decoder=cfg["decoder"],
                                freeze_visual=cfg["freeze_visual"])
         self.bpe = ClipBPE()
-        self.images = ImageLoader(clip.visual.image_size[0], cache=cfg["cache_images"])
+        self.image_size = int(clip.visual.image_size[0])
+        self.images = ImageLoader(self.image_size, cache=cfg["cache_images"])  # in-process, for one-off uses
         self.device = "cpu"
+        self._pipeline: ImagePipeline | None = None
+        self._image_cache: ImageCache | None = None
         self.init_stage: str | None = None
         self._token_cache: dict[tuple[Path, Path], torch.Tensor] | None = None
         self._intra_cache: dict[Path, torch.Tensor] | None = None
@@ -173,25 +180,23 @@ class Clip4IDC(Captioner):
             # fixed order and batching, so a resumed run sees the very same values.
             self._intra_cache = {}
             paths = list(dict.fromkeys(Path(p) for e in train for p in (e.before, e.after)))
-            bs = self.config["eval_batch_size"]
+            bs = self.eval_batch_size()
             with torch.no_grad(), self._autocast():
-                for i in range(0, len(paths), bs):
-                    chunk = paths[i: i + bs]
-                    self._intra_cache.update(zip(chunk, self.net.encode_intra(self.images(chunk).to(self.device)).float()))
+                for i, (x,) in zip(range(0, len(paths), bs), self.image_pipeline().stacked([paths], bs)):
+                    self._intra_cache.update(zip(paths[i: i + bs], self.net.encode_intra(self.pixels(x)).float()))
         if stage == 2 and visual_frozen and self.config["cache_stage2_tokens"]:
             # Encode every training pair once, in a fixed order and batching: the values must not depend on which
             # batches a (possibly resumed) run happens to see first.
             self._token_cache = {}
             keys = list(dict.fromkeys((Path(e.before), Path(e.after)) for e in train))
-            bs = self.config["eval_batch_size"]
+            bs = self.eval_batch_size()
             was_training = self.net.training
             self.net.eval()
+            pairs = self.image_pipeline().stacked([[k[0] for k in keys], [k[1] for k in keys]], bs)
             with torch.no_grad(), self._autocast():
-                for i in range(0, len(keys), bs):
-                    chunk = keys[i: i + bs]
-                    tok = self.net.encode_pair(self.images([k[0] for k in chunk]).to(self.device),
-                                               self.images([k[1] for k in chunk]).to(self.device)).float()
-                    self._token_cache.update(zip(chunk, tok))
+                for i, (before, after) in zip(range(0, len(keys), bs), pairs):
+                    tok = self.net.encode_pair(self.pixels(before), self.pixels(after)).float()
+                    self._token_cache.update(zip(keys[i: i + bs], tok))
             self.net.train(was_training)
 
     def end_stage(self, stage: int) -> None:
@@ -201,17 +206,25 @@ class Clip4IDC(Captioner):
     def _intra_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.net.intra_parameters())
 
-    def pair_tokens_for_training(self, befores: Sequence[Path], afters: Sequence[Path]) -> torch.Tensor:
+    def needs_step_images(self) -> bool:
+        """Whether a training step reads images (False while the intra outputs or the pair tokens are cached)."""
+        return self._token_cache is None and self._intra_cache is None
+
+    def pair_tokens_for_training(self, befores: Sequence[Path], afters: Sequence[Path],
+                                 images: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Pair tokens of a training batch; `images`: the batch's uint8 (before, after) images when already loaded
+        (the training loop's worker pipeline), else they are read here when needed."""
         if self._token_cache is None and self._intra_cache is not None:
             return self.net.encode_joint(self._intra(befores), self._intra(afters))
         if self._token_cache is None:
-            return self.net.encode_pair(self.images(befores).to(self.device), self.images(afters).to(self.device))
+            before, after = images if images is not None else (self._read(befores), self._read(afters))
+            return self.net.encode_pair(self.pixels(before), self.pixels(after))
         keys = list(zip(map(Path, befores), map(Path, afters)))
         missing = [k for k in dict.fromkeys(keys) if k not in self._token_cache]
         if missing:
             with torch.no_grad():
-                tok = self.net.encode_pair(self.images([k[0] for k in missing]).to(self.device),
-                                           self.images([k[1] for k in missing]).to(self.device)).float()
+                tok = self.net.encode_pair(self.pixels(self._read([k[0] for k in missing])),
+                                           self.pixels(self._read([k[1] for k in missing]))).float()
             self._token_cache.update(zip(missing, tok))
         return torch.stack([self._token_cache[k] for k in keys])
 
@@ -219,8 +232,39 @@ class Clip4IDC(Captioner):
         missing = [p for p in dict.fromkeys(map(Path, paths)) if p not in self._intra_cache]
         if missing:
             with torch.no_grad(), self._autocast():
-                self._intra_cache.update(zip(missing, self.net.encode_intra(self.images(missing).to(self.device)).float()))
+                self._intra_cache.update(zip(missing, self.net.encode_intra(self.pixels(self._read(missing))).float()))
         return torch.stack([self._intra_cache[Path(p)] for p in paths]).to(self.net.clip.visual.conv1.weight.dtype)
+
+    # ---- images ---------------------------------------------------------------------------------------------------
+    def new_image_pipeline(self) -> ImagePipeline:
+        """An image pipeline for the current device (`loader_workers`, `cache_images`, `image_cache`)."""
+        c = self.config
+        workers = default_workers(self.device) if c["loader_workers"] is None else int(c["loader_workers"])
+        if c["image_cache"] and self._image_cache is None:
+            self._image_cache = ImageCache(self.image_size)
+        return ImagePipeline(self.image_size, device=self.device, workers=workers, memory=bool(c["cache_images"]),
+                             cache=self._image_cache if c["image_cache"] else None)
+
+    def image_pipeline(self) -> ImagePipeline:
+        """The pipeline of captioning, embedding and the training caches; kept (with its workers) per device."""
+        if self._pipeline is None or self._pipeline.device != self.device:
+            if self._pipeline is not None:
+                self._pipeline.close()
+            self._pipeline = self.new_image_pipeline()
+        return self._pipeline
+
+    def _read(self, paths: Sequence[Path]) -> torch.Tensor:
+        return self.image_pipeline().read(paths)
+
+    def pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images (any device) -> CLIP-normalised float32 on the model's device (normalised there)."""
+        from idcbench.models.clip4idc.pairs import CLIP_NORMALIZE
+
+        return CLIP_NORMALIZE(images.to(self.device, non_blocking=True))
+
+    def eval_batch_size(self) -> int:
+        """Pairs per batch when nothing is trained: `cuda_eval_batch_size` on CUDA, else `eval_batch_size`."""
+        return int(self.config["cuda_eval_batch_size" if self.device.startswith("cuda") else "eval_batch_size"])
 
     # ---- inference ------------------------------------------------------------------------------------------------
     def _autocast(self):
@@ -239,7 +283,7 @@ class Clip4IDC(Captioner):
         outs = []
         for before, after in self._pair_batches(pairs):
             with self._autocast():
-                tokens = self._encode_pair()(before, after)
+                tokens = self._encode_pair()(self.pixels(before), self.pixels(after))
                 kw = dict(sot=self.bpe.sot, max_len=dec["max_len"])
                 if strategy == "greedy":
                     ids = greedy_decode(self.net.decoder, tokens, eot=self.bpe.eot, **kw)
@@ -253,14 +297,11 @@ class Clip4IDC(Captioner):
             outs.append(ids.cpu())
         return torch.cat(outs) if outs else torch.zeros(0, dec["max_len"], dtype=torch.long)
 
-    def _pair_batches(self, pairs: Sequence[Pair]):
-        """(before, after) image batches on the device: in-process on the CPU; on CUDA decoded in DataLoader workers,
-        pinned and copied without blocking, `cuda_eval_batch_size` pairs at a time."""
-        from idcbench.models.clip4idc.loading import device_batches
-
-        cuda = self.device.startswith("cuda")
-        bs = self.config["cuda_eval_batch_size" if cuda else "eval_batch_size"]
-        return device_batches(self.images.pairs, list(pairs), bs, self.device)
+    def _pair_batches(self, pairs: Sequence[Pair], batch_size: int | None = None):
+        """uint8 (before, after) batches on the device, `eval_batch_size` pairs at a time (see `image_pipeline`)."""
+        pairs = list(pairs)
+        return self.image_pipeline().stacked([[p.before for p in pairs], [p.after for p in pairs]],
+                                             batch_size or self.eval_batch_size())
 
     def _encode_pair(self):
         """`net.encode_pair`, compiled on CUDA when `compile` is set."""
@@ -277,10 +318,15 @@ class Clip4IDC(Captioner):
     def embed_pairs(self, pairs: Sequence[Pair]) -> torch.Tensor:
         """L2-normalised pair embeddings (N x embed_dim, float32, CPU)."""
         self.net.eval()
-        before, after = self.images.pairs(pairs)
-        with self._autocast():
-            emb = self.net.pair_embedding(self.net.encode_pair(before.to(self.device), after.to(self.device)))
-        return F.normalize(emb.float(), dim=-1).cpu()
+        # one batch on the CPU (as many pairs as the caller gives), `cuda_eval_batch_size` pairs at a time on CUDA
+        bs = self.eval_batch_size() if self.device.startswith("cuda") else max(1, len(pairs))
+        embs = []
+        for before, after in self._pair_batches(pairs, bs):
+            with self._autocast():
+                embs.append(self.net.pair_embedding(self.net.encode_pair(self.pixels(before), self.pixels(after))))
+        if not embs:
+            return torch.zeros(0, self.net.clip.visual.proj.shape[1])
+        return F.normalize(torch.cat(embs).float(), dim=-1).cpu()
 
     @torch.no_grad()
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:

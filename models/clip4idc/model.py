@@ -136,9 +136,11 @@ class Clip4IDCNet(nn.Module):
         """Projected hidden state at <eot> (the highest id), causal mask.
 
         The ids are cut after the batch's last <eot>: under the causal mask no position attends to a later one, so
-        the padding after every row's <eot> cannot change its hidden state (the official code pads to 32)."""
+        the padding after every row's <eot> cannot change its hidden state (the official code pads to 32). CPU ids
+        are cut before they are copied to the model's device (no wait for the device)."""
         c = self.clip
         ids = ids[:, : int(ids.argmax(dim=-1).max()) + 1] if ids.numel() else ids
+        ids = ids.to(c.token_embedding.weight.device, non_blocking=True)
         n = ids.shape[1]
         x = c.token_embedding(ids) + c.positional_embedding[:n].to(c.token_embedding.weight.dtype)
         x = x.to(c.visual.conv1.weight.dtype)  # float16 under precision "official-fp16", else a no-op

@@ -61,27 +61,52 @@ class BertAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One update of every parameter with a gradient, as whole lists (`torch._foreach_*`): the same arithmetic as
+        the official per-tensor loop (`clip_grad_norm_(p)`, then the moments and the update), in a few kernels."""
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["next_m"] = torch.zeros_like(p)
-                    state["next_v"] = torch.zeros_like(p)
-                if group["max_grad_norm"] > 0:
-                    clip_grad_norm_(p, group["max_grad_norm"])
-                grad = p.grad
-                m, v = state["next_m"], state["next_v"]
-                m.mul_(group["b1"]).add_(grad, alpha=1 - group["b1"])
-                v.mul_(group["b2"]).addcmul_(grad, grad, value=1 - group["b2"])
-                update = m / (v.sqrt() + group["e"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p].update(step=0, next_m=torch.zeros_like(p), next_v=torch.zeros_like(p))
+            if group["max_grad_norm"] > 0:
+                same: dict[tuple, list[torch.Tensor]] = {}
+                for p in params:
+                    same.setdefault((p.device, p.dtype), []).append(p)
+                for ps in same.values():
+                    _clip_each_(ps, group["max_grad_norm"])
+            # the schedule gives each parameter the lr of its own step count; lists share a device and a dtype
+            lists: dict[tuple, list[torch.Tensor]] = {}
+            for p in params:
+                lists.setdefault((self.state[p]["step"], p.device, p.dtype), []).append(p)
+            for (step, _, _), ps in lists.items():
+                grads = [p.grad for p in ps]
+                ms, vs = [self.state[p]["next_m"] for p in ps], [self.state[p]["next_v"] for p in ps]
+                torch._foreach_mul_(ms, group["b1"])
+                torch._foreach_add_(ms, grads, alpha=1 - group["b1"])
+                torch._foreach_mul_(vs, group["b2"])
+                torch._foreach_addcmul_(vs, grads, grads, value=1 - group["b2"])
+                denom = torch._foreach_sqrt(vs)
+                torch._foreach_add_(denom, group["e"])
+                update = torch._foreach_div(ms, denom)
                 if group["weight_decay"] > 0.0:
-                    update += group["weight_decay"] * p
-                p.add_(update, alpha=-self.scheduled_lr(group, state["step"]))
-                state["step"] += 1
+                    torch._foreach_add_(update, torch._foreach_mul(ps, group["weight_decay"]))
+                torch._foreach_add_(ps, update, alpha=-self.scheduled_lr(group, step))
+                for p in ps:
+                    self.state[p]["step"] += 1
         return None
+
+
+def _clip_each_(params: list[torch.Tensor], max_norm: float) -> None:
+    """`clip_grad_norm_(p, max_norm)` for each parameter on its own (the per-tensor clip; one device and dtype), without
+    waiting for the device: norm of the one-element vector of each gradient's norm, then the gradient times
+    ``min(max_norm / (norm + 1e-6), 1)``."""
+    grads = [p.grad for p in params]
+    norms = torch.stack(torch._foreach_norm(grads))
+    total = torch.linalg.vector_norm(norms.unsqueeze(1), dim=1)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    torch._foreach_mul_(grads, list(coef.unbind()))
 
 
 NO_DECAY = ("bias", "LayerNorm.bias", "LayerNorm.weight")

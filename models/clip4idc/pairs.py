@@ -25,37 +25,28 @@ from typing import Sequence
 
 import torch
 
-from idcbench.data import Example, Pair, load_image
+from idcbench.data import Example, Pair
+from idcbench.images import ImagePipeline, Normalize
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_NORMALIZE = Normalize(CLIP_MEAN, CLIP_STD)
 
 
 class ImageLoader:
-    """path -> normalised float tensor (3 x size x size); optionally keeps the resized uint8 pixels in memory."""
+    """path -> CLIP-normalised float tensor (3 x size x size), decoded in this process: for one-off uses and tests
+    (models read through an `idcbench.images.ImagePipeline`). `cache`: keep the resized pixels in memory."""
 
     def __init__(self, size: int, cache: bool = False):
         self.size, self.cache = size, cache
-        self._store: dict[Path, torch.Tensor] = {}
-        self._mean = torch.tensor(CLIP_MEAN).view(3, 1, 1)
-        self._std = torch.tensor(CLIP_STD).view(3, 1, 1)
+        self._pipeline = ImagePipeline(size, memory=cache)
 
-    def pixels(self, path: Path, example_id: str | None = None) -> torch.Tensor:
-        path = Path(path)
-        hit = self._store.get(path)
-        if hit is not None:
-            return hit
-        from PIL import Image
-
-        img = load_image(path, example_id=example_id).resize((self.size, self.size), Image.BICUBIC)
-        t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(self.size, self.size, 3).permute(2, 0, 1)
-        if self.cache:
-            self._store[path] = t
-        return t
+    def pixels(self, path: Path) -> torch.Tensor:
+        """uint8 3 x size x size."""
+        return self._pipeline.read([Path(path)])[0]
 
     def __call__(self, paths: Sequence[Path]) -> torch.Tensor:
-        x = torch.stack([self.pixels(p) for p in paths]).float().div_(255.0)
-        return (x - self._mean) / self._std
+        return CLIP_NORMALIZE(self._pipeline.read(list(paths)))
 
     def pairs(self, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
         return self([p.before for p in pairs]), self([p.after for p in pairs])

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from idcbench.errors import UserError
-from idcbench.rundir import load_samples, read_env, read_spec
-from idcbench.tables.html import RUN_META, esc, page
+from idcbench.rundir import load_samples, read_curves, read_env, read_spec
+from idcbench.tables.html import RUN_META, curves_svg, esc, page
 from idcbench.metrics import too_small
 from idcbench.protocol import Protocol
 from idcbench.tables.model import MARKS, TOO_SMALL, metric_order, too_small_note
@@ -117,6 +117,11 @@ def render_report(run_dir: str | Path, *, max_examples: int = DEFAULT_EXAMPLES, 
     retrieval = run.metrics.get("retrieval") or {}
     if retrieval:
         body.append("<h3>Retrieval</h3>" + _retrieval_table(retrieval))
+    curves = read_curves(run_dir)
+    if curves:
+        body.append("<h2>Training</h2>" + curves_svg({run.model: curves})
+                    + '<p class="note">Validation score after each epoch against training steps (the checkpoint kept is '
+                      'the best one on val).</p>')
 
     body.append("<h2>Examples</h2>")
     if samples_note:

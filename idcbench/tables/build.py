@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 from idcbench import bootstrap as bs
 from idcbench.errors import UserError
 from idcbench.protocol import Section, protocol_of
+from idcbench.rundir import read_curves
 from idcbench.tables.model import (
     PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes, is_column, metric_order,
 )
@@ -157,6 +158,7 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
     main = Table(title=f"{dataset} ({split})", dataset=dataset, split=split, subset="total", columns=cols,
                  rows=_sort_rows(rows, protocol.primary) + [_published_row(p, cols, "total") for p in pub], key="main")
     main.notes.append(_ci_note(resamples, seed))
+    main.curves = {g.label: c for g in groups if (c := read_curves(g.runs[0].path))}
     if pub:
         main.notes.append("Rows marked 'published' are reported numbers (their sources below), not measured here; "
                           "they differ in backbone, training data and sometimes scorer.")

@@ -301,6 +301,10 @@ def leaderboard_html(tables: Mapping[tuple[str, str], Sequence[Table]]) -> str:
                 charted = True
         if not charted and ts and ts[0].measured:
             body.append(main_chart(ts[0]))
+        if ts and ts[0].curves:
+            body.append("<h3>Training curves</h3>" + curves_svg(ts[0].curves)
+                        + '<p class="note">Validation score after each epoch against training steps, for the models '
+                          'that select on val (the checkpoint kept is the best one).</p>')
         if sources:
             protocol = dataset_protocol(dataset)
             body.append(f'<p class="note">Published numbers{esc(f" ({protocol})" if protocol else "")}, sources:</p>')

@@ -128,6 +128,7 @@ class Table:
     warnings: list[str] = field(default_factory=list)  # why some rows have no intervals (one line each)
     metric: str | None = None  # a table of one metric whose columns are subsets (e.g. CIDEr-D per change type)
     heading: str = "All metrics"  # the heading of the table in the leaderboard files
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)  # label -> training curves
 
     @property
     def per_subset(self) -> bool:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from idcbench.data import Dataset, DatasetInfo, Example
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
+from idcbench.files import read_json
 
 
 class Loader(Dataset):

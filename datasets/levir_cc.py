@@ -36,7 +36,8 @@ from pathlib import Path
 from dataclasses import dataclass
 
 from idcbench.data import DatasetInfo, Example
-from idcbench.errors import UserError, decode_utf8
+from idcbench.errors import UserError
+from idcbench.files import decode_utf8
 from idcbench.protocol import Protocol, Section
 from idcbench.registry import DATASETS
 

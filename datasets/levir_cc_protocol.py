@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
+from idcbench.files import read_json
 
 CHANGE, NO_CHANGE = "change", "no-change"
 

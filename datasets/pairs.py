@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from idcbench.data import Dataset, DatasetInfo, Example
-from idcbench.errors import UserError, decode_utf8, json_lines
+from idcbench.errors import UserError
+from idcbench.files import decode_utf8, json_lines
 from idcbench.registry import DATASETS
 
 REQUIRED = ("before", "after", "captions", "split")

@@ -7,14 +7,13 @@ loader: same ids, tags and subsets (including ``hard-iou``) as `clevr-change`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from idcbench.data import DatasetInfo
 from idcbench.errors import UserError
 from idcbench.registry import DATASETS
 
-from . import shapes
+import idcbench.datasets.shapes as shapes
 from .clevr_change import LAYOUT, CLEVRChange
 
 
@@ -40,7 +39,9 @@ class Shapes(CLEVRChange):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         root = Path(root).expanduser()
-        quiet = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 draws the bar (all ranks wait on one lock)
+        from idcbench.distributed import dist_info
+
+        quiet = not dist_info().is_main  # under torchrun only rank 0 draws the bar (all ranks wait on one lock)
         with Progress(TextColumn("generating shapes"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                       console=Console(stderr=True), transient=True, disable=quiet) as progress:
             task = progress.add_task("shapes", total=shapes.DEFAULT_SCENES)

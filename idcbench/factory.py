@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from idcbench.captioner import Captioner, ModelSpec, check_config, deep_merge
-from idcbench.errors import UserError, read_json
-from idcbench.spec import write_json_atomic
+from idcbench.errors import UserError
+from idcbench.files import read_json, write_json_atomic
 
 MARKER = "idcbench-model.json"  # written into a saved model's folder last: its presence means the folder is complete
 VARIANT_KEYS = ("name", "description", "family", "aliases", "config")  # a variant file's keys that are not config

@@ -34,7 +34,8 @@ from typing import Any, Mapping, Sequence
 
 from idcbench.captioner import Captioner, ModelSpec, deep_merge
 from idcbench.factory import variant_config
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
+from idcbench.files import read_json
 
 INCLUDE_HELP = ("A .py file, a .json variant config or a folder of them that registers models (and datasets); "
                 "repeatable. See README 'Add a model or a dataset'.")

@@ -24,8 +24,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from idcbench.files import write_atomic
-from idcbench.errors import UserError, decode_utf8, json_lines
+from idcbench.files import decode_utf8, json_lines, write_atomic
+from idcbench.errors import UserError
 
 DISTRACTOR_SUFFIX = "_n"
 

@@ -28,9 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from idcbench.errors import UserError, read_json
-from idcbench.files import write_atomic
-from idcbench.spec import write_json_atomic
+from idcbench.errors import UserError
+from idcbench.files import read_json, write_atomic, write_json_atomic
 
 SPEC = "run_spec.json"
 ENV = "env.json"
@@ -102,7 +101,7 @@ def prediction_record(example_id: str, caption: str) -> dict[str, str]:
     return rec
 
 
-def read_predictions(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
+def read_records(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
     """Records of an append-only predictions file. A torn last line (no newline: the process died while writing it)
     is dropped, and with `repair` cut from the file so that appending continues cleanly."""
     if not path.exists():
@@ -142,7 +141,7 @@ def collect_records(run_dir: Path, ids: Sequence[str]) -> dict[str, dict[str, st
     origin: dict[str, str] = {}
     for path in [run_dir / PREDICTIONS, *partial_files(run_dir)]:
         seen: set[str] = set()
-        for rec in read_predictions(path):
+        for rec in read_records(path):
             i, cap = rec["id"], rec["caption"]
             if i in seen and "failed" not in out[i]:
                 raise UserError(f"{path}: id {i!r} occurs twice; delete the file to recompute it, or rerun with --force")
@@ -165,7 +164,7 @@ def collect_predictions(run_dir: Path, ids: Sequence[str]) -> dict[str, str]:
 
 def failed_predictions(run_dir: Path) -> dict[str, str]:
     """The failed pairs of the run's merged predictions file: id -> why the model has no caption."""
-    return {r["id"]: r["failed"] for r in read_predictions(run_dir / PREDICTIONS) if "failed" in r}
+    return {r["id"]: r["failed"] for r in read_records(run_dir / PREDICTIONS) if "failed" in r}
 
 
 def merge_predictions(run_dir: Path, ids: Sequence[str]) -> dict[str, str]:

@@ -22,10 +22,10 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from idcbench.data import Dataset, Example
-from idcbench.files import write_atomic
+from idcbench.files import _jsonable
 
 SPEC_VERSION = 2  # 2: the benchmark protocol is part of a run
 HASH_CHARS = 16
@@ -41,18 +41,6 @@ DECODING_KEYS = (
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: equal objects give equal strings (hash input)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    if isinstance(obj, tuple):
-        return list(obj)
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    return repr(obj)
 
 
 def sha256_text(text: str) -> str:
@@ -72,18 +60,6 @@ def dataset_manifest(dataset: Dataset, examples: Sequence[Example]) -> str:
     return base if fingerprint is None else sha256_text(canonical_json([base, fingerprint]))
 
 
-def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """sha256 of a file, or of a directory (relative paths and contents of every file, sorted)."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files: Iterable[Path] = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            h.update(f.relative_to(path).as_posix().encode() + b"\0")
-        with open(f, "rb") as fh:
-            while block := fh.read(chunk):
-                h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -141,8 +117,3 @@ def path_component(name: str) -> str:
 def decoding_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The decoding-related entries of a model config."""
     return {k: config[k] for k in DECODING_KEYS if k in config}
-
-
-def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = False) -> None:
-    """Indented JSON, written atomically; key order kept unless `sort_keys`."""
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=sort_keys, ensure_ascii=False, default=_jsonable) + "\n")

@@ -12,7 +12,7 @@ import pytest
 from idcbench.data import load_dataset
 from idcbench.datasets.levir_cc_protocol import (NO_CHANGE_PHRASES, Vocabulary, encode, index_strings, s_m,
                                                  tokenize)
-from idcbench.datasets.report import summarize
+from idcbench.datasets.describe import summarize
 from idcbench.errors import UserError
 from idcbench.ids import align_ids
 

@@ -9,7 +9,7 @@ import pytest
 
 from idcbench.data import load_dataset
 from idcbench.datasets import shapes
-from idcbench.datasets.report import verify
+from idcbench.datasets.describe import verify
 from idcbench.datasets.shapes import Scene, SceneObject, View
 from idcbench.errors import UserError
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from idcbench.data import load_dataset, load_image
-from idcbench.datasets.report import summarize, verify
+from idcbench.datasets.describe import summarize, verify
 from idcbench.errors import UserError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

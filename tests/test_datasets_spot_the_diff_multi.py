@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from idcbench.data import load_dataset
-from idcbench.datasets.report import summarize
+from idcbench.datasets.describe import summarize
 from idcbench.errors import UserError
 from idcbench.ids import align_ids
 

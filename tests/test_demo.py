@@ -35,7 +35,7 @@ def small_shapes(tmp_path_factory) -> Path:
 def test_train_ships_compact_checkpoints_that_the_demo_evaluates(small_shapes, tmp_path, monkeypatch):
     from idcbench import demo, factory
     from idcbench.data import load_dataset
-    from idcbench.rundir import read_curves, read_predictions
+    from idcbench.rundir import read_curves, read_records
 
     monkeypatch.setenv("IDCBENCH_DATA", str(small_shapes))
     shipped = tmp_path / "shipped"
@@ -63,7 +63,7 @@ def test_train_ships_compact_checkpoints_that_the_demo_evaluates(small_shapes, t
         assert spec["train"] is False and spec["checkpoint"]
         model = factory.from_init(shipped / spec["model"], spec["model"])
         want = model.caption([e.pair for e in examples])
-        assert [p["caption"] for p in read_predictions(r.run_dir / "predictions.jsonl")] == want
+        assert [p["caption"] for p in read_records(r.run_dir / "predictions.jsonl")] == want
     # the light runs keep nothing of the machine
     for light in (tmp_path / "board" / "runs").glob("*/*/*"):
         assert not (light / "env.json").exists() and not (light / "DONE").exists()

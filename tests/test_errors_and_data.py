@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from idcbench.data import Example, data_root, load_image
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
+from idcbench.files import read_json
 
 
 def test_read_json_reports_file_line_and_column(tmp_path: Path):

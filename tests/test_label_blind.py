@@ -22,7 +22,7 @@ from idcbench.captioner import FitContext, RunContext, TrainData, deep_merge
 from idcbench.data import Dataset
 from idcbench.registry import MODELS
 from idcbench.run.caption import caption_examples
-from idcbench.rundir import read_predictions
+from idcbench.rundir import read_records
 from idcbench.run.reporter import Reporter
 
 pytestmark = pytest.mark.slow
@@ -118,7 +118,7 @@ def _captions(model, dataset: Dataset, run_dir: Path) -> list[str]:
     model.bind_run(RunContext(run_dir, TrainData.of(dataset)))
     out = run_dir / "predictions.jsonl"
     caption_examples(model, dataset.examples("test"), out, batch_size=4, done={}, reporter=Reporter())
-    return [row["caption"] for row in read_predictions(out)]
+    return [row["caption"] for row in read_records(out)]
 
 
 @pytest.mark.parametrize("name", MODELS.names())

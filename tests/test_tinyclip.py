@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import idcbench.models.tinyclip as tiny
-from idcbench.spec import file_sha256
+from idcbench.files import file_sha256
 from idcbench.datasets.shapes import SceneObject, describe_object, render_scene, sample_scene
 from idcbench.errors import UserError
 from idcbench.models.tinyclip import checkpoint, data

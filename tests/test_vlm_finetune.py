@@ -279,7 +279,7 @@ def _predictions(run: Path) -> list[dict]:
 
 def test_run_saves_an_adapter_that_init_turns_into_the_same_captions(tiny_vlm, shapes_root, dataset, tmp_path,
                                                                      capsys):
-    from idcbench.spec import file_sha256
+    from idcbench.files import file_sha256
 
     code, out, err = run_cli(capsys, *_run_args(shapes_root, tmp_path / "train", *_lora_config(tiny_vlm)))
     assert code == 0, err

@@ -74,7 +74,7 @@ def info(
 ) -> None:
     """Describe a dataset (citation, where to get it, layout, protocol) and, when its annotations are present, count
     examples, references and subsets per split. Never reads an image, never generates data."""
-    from idcbench.datasets.report import describe, summarize
+    from idcbench.datasets.describe import describe, summarize
 
     loader, root, opener = _open(name, data_root)
     from idcbench.protocol import protocols_of
@@ -120,7 +120,7 @@ def verify(
     workers: int = typer.Option(4, "--workers", help="Threads decoding images."),
 ) -> None:
     """Check that every image the annotations reference exists and decodes; exit 2 listing the first problems."""
-    from idcbench.datasets import report as reports
+    from idcbench.datasets import describe as reports
 
     loader, root, opener = _open(name, data_root)
     dataset = opener(root)

@@ -20,7 +20,7 @@ import pkgutil
 from typing import Sequence
 
 from idcbench.errors import UserError
-from idcbench.metrics.base import Corpus, Metric, MetricUnavailable, Scores
+from idcbench.metrics.base import Corpus, Metric, MetricUnavailable, Scores, get, register
 from idcbench.registry import METRICS
 
 __all__ = ["Corpus", "Metric", "MetricUnavailable", "Scores", "register", "get", "resolve", "resolve_metrics",
@@ -29,23 +29,6 @@ __all__ = ["Corpus", "Metric", "MetricUnavailable", "Scores", "register", "get",
 # names that stand for several metrics (folded: lower case, no "-", "_" or spaces)
 _BLEU = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")
 GROUPS: dict[str, tuple[str, ...]] = {"bleu": _BLEU, "bleun": _BLEU}
-
-
-def register(metric: Metric) -> Metric:
-    """Add `metric` to `METRICS` under its name and aliases (looked up in any case, with or without ``-``/``_``)."""
-    return METRICS.add(metric.name, metric, description=metric.description, aliases=metric.aliases)
-
-
-def get(name: str) -> Metric:
-    """The metric `name` means (any spelling, ``BERTScore[<model>]`` included); unknown: a `UserError` with "did you
-    mean".
-
-    >>> get("cidr")
-    Traceback (most recent call last):
-    ...
-    idcbench.errors.UserError: unknown metric 'cidr'; did you mean 'CIDEr-D'? (known: ...)
-    """
-    return METRICS.get(name)
 
 
 def canonical_name(name: str) -> str | None:

@@ -159,3 +159,24 @@ def row_tokens(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[
     if hyps is None or refs is None or not all(isinstance(r, list) and r for r in refs):
         return None
     return [str(h) for h in hyps], [[str(x) for x in r] for r in refs]
+
+
+def register(metric: Metric) -> Metric:
+    """Add `metric` to `METRICS` under its name and aliases (looked up in any case, with or without ``-``/``_``)."""
+    from idcbench.registry import METRICS
+
+    return METRICS.add(metric.name, metric, description=metric.description, aliases=metric.aliases)
+
+
+def get(name: str) -> Metric:
+    """The metric `name` means (any spelling, ``BERTScore[<model>]`` included); unknown: a `UserError` with "did you
+    mean".
+
+    >>> get("cidr")
+    Traceback (most recent call last):
+    ...
+    idcbench.errors.UserError: unknown metric 'cidr'; did you mean 'CIDEr-D'? (known: ...)
+    """
+    from idcbench.registry import METRICS
+
+    return METRICS.get(name)

@@ -18,8 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from idcbench.metrics import register
-from idcbench.metrics.base import Corpus, Metric, Scores, row_stats, row_tokens
+from idcbench.metrics.base import Corpus, Metric, Scores, register, row_stats, row_tokens
 
 N = 4
 SMALL = 1e-9

@@ -20,8 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from idcbench.bootstrap import counts
-from idcbench.metrics import register
-from idcbench.metrics.base import Corpus, Metric, Scores, row_tokens
+from idcbench.metrics.base import Corpus, Metric, Scores, register, row_tokens
 
 N = 4
 SIGMA = 6.0

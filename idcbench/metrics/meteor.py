@@ -29,9 +29,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from idcbench.errors import UserError
-from idcbench.metrics import register
 from idcbench.metrics._java import LOCALE_FLAGS, SCORER_JAVA, java_executable, meteor_jar, require_jar
-from idcbench.metrics.base import Corpus, Metric, Scores, row_stats
+from idcbench.metrics.base import Corpus, Metric, Scores, register, row_stats
 
 STATS_LENGTH = 23
 # meteor-1.5 `-l en -norm` defaults (its header: "Weights: 1.0 0.6 0.8 0.6", "Parameters: 0.85 0.2 0.6 0.75").

@@ -15,8 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from idcbench.metrics import register
-from idcbench.metrics.base import Corpus, Metric, Scores
+from idcbench.metrics.base import Corpus, Metric, Scores, register
 
 BETA = 1.2
 

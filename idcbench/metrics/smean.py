@@ -12,8 +12,7 @@ resample.
 
 from __future__ import annotations
 
-from idcbench.metrics import get, register
-from idcbench.metrics.base import Corpus, Metric, Scores
+from idcbench.metrics.base import Corpus, Metric, Scores, get, register
 
 
 class SMean(Metric):

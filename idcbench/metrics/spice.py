@@ -20,9 +20,8 @@ from typing import Sequence
 import numpy as np
 
 from idcbench.errors import UserError
-from idcbench.metrics import register
 from idcbench.metrics._java import LOCALE_FLAGS, SPICE_JAVA, java_major_version, spice_jar
-from idcbench.metrics.base import Corpus, Metric, MetricUnavailable, Scores
+from idcbench.metrics.base import Corpus, Metric, MetricUnavailable, Scores, register
 
 ENV = "IDCBENCH_SPICE_LIB"
 JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")

@@ -17,7 +17,7 @@ from typing import Iterator, Mapping, Sequence
 from idcbench.captioner import Captioner
 from idcbench.data import Example
 from idcbench.errors import UserError
-from idcbench.rundir import prediction_record, read_predictions
+from idcbench.rundir import prediction_record, read_records
 from idcbench.run.reporter import Reporter
 
 DEBUG_DELAY_ENV = "IDCBENCH_DEBUG_BATCH_DELAY"  # seconds to sleep after each captioned batch (tests kill runs)
@@ -33,7 +33,7 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
     """Caption the examples not in `done`, appending ``{"id", "caption"}`` lines to `out_file`, flushed and fsync'ed
     per batch. Returns the number captioned now."""
     todo = [e for e in examples if e.id not in done]
-    read_predictions(out_file, repair=True)
+    read_records(out_file, repair=True)
     delay = float(os.environ.get(DEBUG_DELAY_ENV, "0") or 0)
     reporter.begin(label, len(examples), len(examples) - len(todo))
     n = 0

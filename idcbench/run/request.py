@@ -20,7 +20,8 @@ from idcbench.distributed import DistInfo, dist_info
 from idcbench.errors import UserError
 from idcbench.protocol import COCO, Protocol, protocol_of
 from idcbench.scoring import resolve_metrics
-from idcbench.spec import RunSpec, canonical_json, dataset_manifest, decoding_settings, file_sha256, manifest_hash
+from idcbench.spec import RunSpec, canonical_json, dataset_manifest, decoding_settings, manifest_hash
+from idcbench.files import file_sha256
 
 
 # ----------------------------------------------------------------------------------------------------------- inputs

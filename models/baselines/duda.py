@@ -51,8 +51,8 @@ import torch.nn.functional as F
 
 from idcbench.captioner import Captioner, FitContext
 from idcbench.data import Example, Pair
-from idcbench.errors import UserError, read_json
-from idcbench.files import torch_save_atomic, write_atomic
+from idcbench.errors import UserError
+from idcbench.files import read_json, torch_save_atomic, write_atomic
 from idcbench.models.baselines.features import FrozenBackbone, pair_paths
 from idcbench.models.baselines.text import Vocabulary, corpus_cider_d
 from idcbench.train_log import VAL_LOG, ValLog

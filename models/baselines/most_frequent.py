@@ -25,7 +25,8 @@ from typing import Any, Sequence
 
 from idcbench.captioner import Captioner, FitContext
 from idcbench.data import Example, Pair
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
+from idcbench.files import read_json
 from idcbench.models.baselines.text import normalize_caption
 
 

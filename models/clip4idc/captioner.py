@@ -365,7 +365,7 @@ class Clip4IDC(Captioner):
 
     @classmethod
     def load(cls, directory: Path, **overrides: Any) -> "Clip4IDC":
-        from idcbench.errors import read_json
+        from idcbench.files import read_json
 
         directory = Path(directory)
         from idcbench.models.clip4idc import compact

@@ -36,8 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from idcbench.errors import UserError
-from idcbench.files import atomic_target
-from idcbench.spec import file_sha256
+from idcbench.files import atomic_target, file_sha256
 
 FORMAT = "idcbench.tinyclip.compact/1"
 BASE_SEED = 20240607  # seed of the frozen token-embedding init; part of the format, never change it

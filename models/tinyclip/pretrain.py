@@ -27,7 +27,7 @@ import torch
 
 from idcbench.models.tinyclip import MODEL_NAME, PRETRAINED_TAG, RECORD_FILE, WEIGHTS_FILE, create_tiny_clip, tokenizer
 from idcbench.models.tinyclip.checkpoint import base_token_embedding, save_compact
-from idcbench.spec import file_sha256
+from idcbench.files import file_sha256
 from idcbench.models.tinyclip.data import batches, to_tensor
 from idcbench.models.tinyclip.evaluate import evaluate
 

@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 
 from idcbench.captioner import Caption, Captioner, RunContext, TrainData, deep_merge
 from idcbench.data import Pair
-from idcbench.errors import UserError, read_json
+from idcbench.errors import UserError
+from idcbench.files import read_json
 from idcbench.models.vlm.prompting import (
     POSTPROCESS_VERSION, Shot, bind_shots, choose_shots, conversation, instruction_for, postprocess,
 )

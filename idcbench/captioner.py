@@ -117,6 +117,9 @@ class Captioner(ABC):
     # run_spec.json, not hashed, so a run resumed with other values keeps its run directory and what it has done.
     runtime_keys: ClassVar[frozenset[str]] = frozenset()
     trainable: bool = True
+    # Set by the runner while it captions a batch: a model that answers pair by pair (a server) calls it with the
+    # number of pairs just answered, so that the progress bar moves before the whole batch is back.
+    on_answer: Callable[[int], None] | None = None
 
     def __init__(self, config: Mapping[str, Any] | None = None):
         self.config: dict[str, Any] = self.full_config(config or {})

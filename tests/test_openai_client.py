@@ -287,3 +287,28 @@ def test_the_request_carries_the_two_images_and_no_metadata_of_their_files(tmp_p
     sent = {tuple(np.asarray(Image.open(io.BytesIO(images_of(b)[1]))).ravel()[:8]) for b in server.bodies}
     expected = {tuple(np.asarray(load_image(tmp_path / f"{r['id']}_after.png")).ravel()[:8]) for r in rows}
     assert sent == expected
+
+
+def test_the_progress_bar_counts_answers_as_they_come(shapes_root, tmp_path):
+    """A batch of a server model moves the caption bar answer by answer (it showed 0/60 while 20 answers were logged),
+    and never counts a pair twice."""
+    from idcbench.captioner import RunContext, TrainData
+    from idcbench.factory import create_model
+    from idcbench.run.caption import caption_examples
+    from idcbench.run.reporter import Reporter
+
+    class Counting(Reporter):
+        def __init__(self):
+            self.steps: list[int] = []
+
+        def advance(self, task: str, n: int = 1) -> None:
+            self.steps.append(n)
+
+    examples = _examples(shapes_root, 6)
+    with ChatServer([completion("the cube moved")], models=[{"id": "m", "object": "model"}]) as server:
+        model = create_model("openai", base_url=server.url, model="m", api_key_env=None, max_tokens=8,
+                             instruction="What changed?", concurrency=2)
+        model.bind_run(RunContext(tmp_path, TrainData("shapes")))
+        reporter = Counting()
+        caption_examples(model, examples, tmp_path / "predictions.jsonl", batch_size=6, done={}, reporter=reporter)
+    assert reporter.steps.count(1) == 6 and sum(reporter.steps) == 6

@@ -39,6 +39,14 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
     n = 0
     with open(out_file, "a", encoding="utf-8") as f:
         for batch in _batches(todo, batch_size):
+            told = 0
+
+            def answered(k: int = 1) -> None:
+                nonlocal told
+                told += k
+                reporter.advance(label, k)
+
+            model.on_answer = answered
             try:
                 captions = model.caption([e.pair for e in batch])  # the two images only: no references, no tags
             except UserError:
@@ -47,6 +55,8 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
                 if getattr(e, "errno", None) == errno.ENOSPC:
                     raise
                 raise UserError(f"captioning {batch[0].id} .. {batch[-1].id}: cannot read an image: {e}") from None
+            finally:
+                model.on_answer = None
             if len(captions) != len(batch) or not all(isinstance(c, str) for c in captions):
                 raise RuntimeError(f"{type(model).__name__}.caption returned {len(captions)} items for "
                                    f"{len(batch)} pairs (expected one string per pair)")
@@ -54,7 +64,7 @@ def caption_examples(model: Captioner, examples: Sequence[Example], out_file: Pa
             f.flush()
             os.fsync(f.fileno())
             n += len(batch)
-            reporter.advance(label, len(batch))
+            reporter.advance(label, max(0, len(batch) - told))
             if delay:
                 time.sleep(delay)
     reporter.end(label)

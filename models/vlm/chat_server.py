@@ -401,7 +401,10 @@ class OpenAICompatible(PromptedCaptioner):
                 if key not in asked:
                     asked[key] = asyncio.ensure_future(self._ask(transport, url, headers, key, data,
                                                                  _pair_of(messages)))
-                return await asked[key]
+                record = await asked[key]
+                if self.on_answer is not None:  # the progress bar counts answers as they come
+                    self.on_answer(1)
+                return record
             finally:
                 free.put_nowait(transport)
 

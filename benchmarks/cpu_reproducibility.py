@@ -48,7 +48,7 @@ def one(model_name: str) -> dict:
     from idcbench.captioner import FitContext
     from idcbench.factory import create_model
     from idcbench.data import load_dataset
-    from idcbench.run.model import seed_everything
+    from idcbench.rng import seed_everything
 
     ds = load_dataset("shapes")
     train, val = ds.examples("train")[:TRAIN_PAIRS], ds.examples("val")[:VAL_PAIRS]

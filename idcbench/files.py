@@ -148,3 +148,19 @@ def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
             while block := fh.read(chunk):
                 h.update(block)
     return h.hexdigest()
+
+
+def read_safetensors(path: str | Path, *, what: str, fix: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """(tensors, idcbench's metadata) of a safetensors file whose metadata holds one JSON object under ``idcbench``
+    (one key: safetensors writes several in hash-map order, which would make the file's bytes vary); an unreadable
+    file is a one-line `UserError` naming `what` it should be (and `fix`)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            metadata = json.loads((f.metadata() or {}).get("idcbench", "{}"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"{path}: not a readable {what} ({e}){'; ' + fix if fix else ''}") from None
+    return tensors, metadata

@@ -17,3 +17,11 @@ def shapes_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     shapes.synthesize(root / "shapes", workers=os.cpu_count() or 1)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> Path:
+    """A tiny random Qwen2.5-VL folder (model, tokenizer, processor, chat template), built offline once a session."""
+    from _tiny_vlm import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny-qwen2.5-vl")

@@ -88,13 +88,6 @@ def echo_server():
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory):
-    from _tiny_vlm import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny")
-
-
 def _overrides(family: str, tiny_vlm: Path, echo: str) -> dict:
     """How each family is built small and offline; a new family must be added here (no silent default)."""
     duda = {**MODELS.get("duda-tiny").config, **TINY_FEATURES, "epochs": 1, "val_max_examples": 4}

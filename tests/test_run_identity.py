@@ -42,13 +42,6 @@ def _one_variant_per_family() -> dict[type, str]:
 
 
 @pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory) -> Path:
-    from _tiny_vlm import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny-qwen")
-
-
-@pytest.fixture(scope="module")
 def server():
     from _chat_server import ChatServer, completion
 

@@ -15,19 +15,20 @@ from pathlib import Path
 import pytest
 
 from _cli import run_cli
-from _tiny_vlm import build_tiny_vlm
 
 pytestmark = pytest.mark.slow
 
 METRICS = "BLEU-4,CIDEr-D"
 
 
-@pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny-qwen2.5-vl")
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from _cli import free_port, run_cli
-from _tiny_vlm import build_tiny_vlm
 from idcbench.errors import UserError
 
 pytestmark = pytest.mark.slow
@@ -32,12 +31,14 @@ pytestmark = pytest.mark.slow
 TINY_LORA = {"r": 8, "lora_alpha": 16, "modules_to_save": ["lm_head"]}
 
 
-@pytest.fixture(scope="module")
-def tiny_vlm(tmp_path_factory) -> Path:
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return build_tiny_vlm(tmp_path_factory.mktemp("vlm") / "tiny-qwen2.5-vl")
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

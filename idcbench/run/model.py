@@ -3,7 +3,6 @@ run's ``model/`` folder so that every process and every resumed run captions wit
 
 from __future__ import annotations
 
-import random
 import shutil
 import time
 from pathlib import Path
@@ -13,20 +12,11 @@ from idcbench import factory, rundir
 from idcbench.captioner import Captioner, FitContext
 from idcbench.distributed import barrier
 from idcbench.errors import UserError
+from idcbench.rng import seed_everything
 from idcbench.rundir import MODEL_DIR, TRAIN_DIR
 from idcbench.run.reporter import Reporter
 from idcbench.run.request import Prepared, fit_examples
 
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (before building a model: random initialisation is part of the result)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _steps(workdir: Path) -> int | None:

@@ -159,11 +159,7 @@ def bar_chart_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequenc
                        f'fill="{PALETTE[si % len(PALETTE)]}"><title>{esc(name)} · {esc(cat)}: {v:.1f}</title></rect>')
         out.append(f'<text x="{x0 + (w_bar * len(series)) / 2:.1f}" y="{top_pad + plot_h + 16}" '
                    f'text-anchor="middle">{esc(cat)}</text>')
-    ly = top_pad + plot_h + 34
-    for si, ((name, _), (x, row, _)) in enumerate(zip(series, legend)):
-        lx, yy = left + x, ly + row * 18
-        out.append(f'<rect x="{lx}" y="{yy - 9}" width="10" height="10" fill="{PALETTE[si % len(PALETTE)]}"/>')
-        out.append(f'<text x="{lx + 14}" y="{yy}">{esc(name)}</text>')
+    out += _legend_svg([name for name, _ in series], legend, left, top_pad + plot_h + 34)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -209,11 +205,7 @@ def line_chart_svg(series: Sequence[tuple[str, Sequence[tuple[float, float]]]], 
             path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in pts]
-    ly = top_pad + plot_h + 48
-    for si, ((name, _), (x, row, _)) in enumerate(zip(series, legend)):
-        lx, yy = left + x, ly + row * 18
-        out.append(f'<rect x="{lx}" y="{yy - 9}" width="10" height="10" fill="{PALETTE[si % len(PALETTE)]}"/>')
-        out.append(f'<text x="{lx + 14}" y="{yy}">{esc(name)}</text>')
+    out += _legend_svg([name for name, _ in series], legend, left, top_pad + plot_h + 48)
     out.append("</svg>")
     return "\n".join(out)
 
@@ -231,6 +223,16 @@ def curves_svg(curves: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]]) 
             by_metric.setdefault(metric, []).append((name, [(float(r["step"]), r.get("val")) for r in rows]))
     return "\n".join(line_chart_svg(series, title=f"val {metric} during training", x_label="training steps",
                                      y_label=metric) for metric, series in by_metric.items())
+
+
+def _legend_svg(names: Sequence[str], legend: Sequence[tuple[int, int, int]], left: int, top: float) -> list[str]:
+    """A chart's legend: a colour box and the name of each series, at the places `legend_layout` gave."""
+    out = []
+    for si, (name, (x, row, _)) in enumerate(zip(names, legend)):
+        lx, yy = left + x, top + row * 18
+        out.append(f'<rect x="{lx}" y="{yy - 9}" width="10" height="10" fill="{PALETTE[si % len(PALETTE)]}"/>')
+        out.append(f'<text x="{lx + 14}" y="{yy}">{esc(name)}</text>')
+    return out
 
 
 CHAR_PX = 7  # an upper bound of the mean advance of an 11 px sans-serif glyph: legend entries never overlap or clip

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from idcbench.errors import UserError
-from idcbench.files import atomic_target, write_atomic
+from idcbench.files import atomic_target, read_safetensors, write_atomic
 
 if TYPE_CHECKING:
     from idcbench.models.clip4idc.captioner import Clip4IDC
@@ -92,16 +92,7 @@ def save_compact(model: "Clip4IDC", directory: str | Path) -> Path:
 
 def load_compact(model: "Clip4IDC", path: str | Path) -> None:
     """Write the stored values of a compact file over `model` (built from the same config by `base_model`)."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("idcbench", "{}"))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable compact checkpoint ({e})") from None
+    tensors, meta = read_safetensors(path, what="compact checkpoint")
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: not an idcbench compact CLIP4IDC checkpoint (format {meta.get('format')!r})")
     ids = tensors.pop(IDS_KEY, None)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import record_function
 
+from idcbench.rng import rng_state, set_rng_state
 from idcbench.data import Example
 from idcbench.distributed import barrier
 from idcbench.files import torch_save_atomic
@@ -47,19 +48,6 @@ def _autocast(device: str, amp: bool):
     if amp and device.startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _val_subset(val: Sequence[Example], limit: int | None) -> list[Example]:
@@ -229,7 +217,7 @@ class StageRunner:
             saved = torch.load(self.last, map_location="cpu", weights_only=False)
             net.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
-            _set_rng_state(saved["rng"])
+            set_rng_state(saved["rng"])
             state = saved["state"]
         else:
             torch.manual_seed(self.ctx.seed * 1000 + self.stage)
@@ -312,7 +300,7 @@ class StageRunner:
 
     def _save(self, net, opt, state) -> None:
         if self.rank == 0:
-            torch_save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": _rng_state(),
+            torch_save_atomic({"model": net.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
                           "state": dict(state)}, self.last)
 
 

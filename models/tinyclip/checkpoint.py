@@ -32,11 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from idcbench.errors import UserError
-from idcbench.files import atomic_target, file_sha256
+from idcbench.files import atomic_target, file_sha256, read_safetensors
 
 FORMAT = "idcbench.tinyclip.compact/1"
 BASE_SEED = 20240607  # seed of the frozen token-embedding init; part of the format, never change it
@@ -90,14 +89,7 @@ def load_compact(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: tiny CLIP weights not found")
-    try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            metadata = json.loads((f.metadata() or {}).get("idcbench", "{}"))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"{path}: not a readable safetensors file ({e}); rerun `idcbench pretrain-clip`") from None
+    tensors, metadata = read_safetensors(path, what="safetensors file", fix="rerun `idcbench pretrain-clip`")
     if metadata.get("format") != FORMAT or IDS_KEY not in tensors or ROWS_KEY not in tensors:
         raise UserError(f"{path}: not an idcbench tiny CLIP weights file (format {metadata.get('format')!r}, "
                         f"expected {FORMAT!r})")

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from idcbench.rng import rng_state, set_rng_state
 from idcbench.data import Example, Pair
 from idcbench.distributed import barrier, is_distributed
 from idcbench.errors import UserError
@@ -91,23 +92,6 @@ def _all_gather(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def _rng_state() -> dict[str, Any]:
-    import torch
-
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _trim_log(path: Path, step: int) -> None:
@@ -239,7 +223,7 @@ class FineTuner:
     def save_last(self, model: Any, opt: Any, state: dict[str, Any]) -> None:
         if self.rank == 0:
             torch_save_atomic({"trainable": self.trainable_state(model), "optimizer": opt.state_dict(),
-                               "rng": _rng_state(), "state": dict(state)}, self.workdir / LAST)
+                               "rng": rng_state(), "state": dict(state)}, self.workdir / LAST)
 
     # ---- the loop ---------------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -261,7 +245,7 @@ class FineTuner:
             saved = torch.load(last, map_location="cpu", weights_only=False)
             self.load_trainable(model, saved["trainable"])
             opt.load_state_dict(saved["optimizer"])
-            _set_rng_state(saved["rng"])
+            set_rng_state(saved["rng"])
             state = saved["state"]
         if self.rank == 0:
             for log in (TRAIN_LOG, VAL_LOG):

@@ -26,8 +26,10 @@ from idcbench.captioner import Captioner, FitContext, ModelSpec  # noqa: E402
 from idcbench.data import Dataset, DatasetInfo, Example, Pair, load_image  # noqa: E402
 from idcbench.errors import UserError  # noqa: E402
 from idcbench.registry import DATASETS, MODELS  # noqa: E402
+from idcbench.train_log import VAL_LOG, ValLog  # noqa: E402
 
 CHANNELS = ("red", "green", "blue")
+TOY_EPOCH_SECONDS = 10.0
 SPLIT_SIZES = {"train": 12, "val": 6, "test": 17}  # 17: shards and batches do not divide it evenly
 
 
@@ -104,16 +106,21 @@ class ToyCaptioner(Captioner):
 
     def fit(self, train: Sequence[Example], val: Sequence[Example], ctx: FitContext) -> None:
         epochs = int(self.config["epochs"])
-        state = {"epoch": 0, "threshold": 100.0}
+        state = {"epoch": 0, "threshold": 100.0, "seconds": 0.0}
         for e in range(epochs, 0, -1):  # resume from the last finished epoch
             f = ctx.workdir / f"epoch{e}.json"
             if f.exists():
                 state = json.loads(f.read_text())
                 break
+        # The curve, as the real models keep it (training seconds carried in the state: a resumed fit counts the
+        # killed process's epochs too); the toy's epoch "takes" 10 s, so that tests can check the cost exactly.
+        log = ValLog(ctx.workdir / VAL_LOG, start_epoch=state["epoch"])
         diffs = [float(_diff(x.pair).max()) for x in train if x.kind == "semantic"]
         for epoch in range(state["epoch"] + 1, epochs + 1):
-            state = {"epoch": epoch, "threshold": min(state["threshold"], sorted(diffs)[epoch - 1] / 2)}
+            state = {"epoch": epoch, "threshold": min(state["threshold"], sorted(diffs)[epoch - 1] / 2),
+                     "seconds": state["seconds"] + TOY_EPOCH_SECONDS}
             (ctx.workdir / f"epoch{epoch}.json").write_text(json.dumps(state))
+            log.add(epoch, epoch * len(train), state["seconds"], state["threshold"], "threshold")
             ctx.progress("fit", epoch, epochs, loss=1.0 / epoch, lr=0.1)
             if os.environ.get("TOY_EXIT_AFTER_EPOCH") == str(epoch):
                 os._exit(9)

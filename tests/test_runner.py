@@ -80,7 +80,8 @@ def test_end_to_end_matches_direct_computation(data, reference_run, tmp_path):
     # Training ran with the model's recipe: its threshold is the one fit() computes from the train split.
     semantic = sorted(float(toy._diff(e.pair).max()) for e in ds.examples("train") if e.kind == "semantic")
     assert model.threshold == min(100.0, semantic[0] / 2, semantic[1] / 2, semantic[2] / 2)
-    assert sorted(p.name for p in (run_dir / "train").iterdir()) == ["epoch1.json", "epoch2.json", "epoch3.json"]
+    assert sorted(p.name for p in (run_dir / "train").iterdir()) == ["epoch1.json", "epoch2.json", "epoch3.json",
+                                                                      "val_log.jsonl"]
     # Metrics = the scorer run directly on those predictions, every subset.
     metrics = json.loads((run_dir / "metrics.json").read_text())
     report = scoring.score({p["id"]: p["caption"] for p in preds}, ds.references("test"), ds.subsets("test"),
@@ -222,9 +223,12 @@ def test_killed_during_training_resumes(data, tmp_path, capsys, reference_run):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 9, err
     run_dir = one_run_dir(tmp_path)
-    assert sorted(p.name for p in (run_dir / "train").iterdir()) == ["epoch1.json", "epoch2.json"]
+    assert sorted(p.name for p in (run_dir / "train").iterdir()) == ["epoch1.json", "epoch2.json", "val_log.jsonl"]
     assert not (run_dir / "model").exists() and not (run_dir / "predictions.jsonl").exists()
     assert cli(capsys, *args)[0] == 0
+    # the cost counts the training of the killed process too: 3 epochs of the toy's 10 s, from its curve
+    cost = json.loads((run_dir / "cost.json").read_text())
+    assert cost["train_seconds"] == 3 * toy.TOY_EPOCH_SECONDS and cost["train_steps"] == 3 * toy.SPLIT_SIZES["train"]
     assert (run_dir / "predictions.jsonl").read_bytes() == (reference_run / "predictions.jsonl").read_bytes()
     assert (run_dir / "model" / "toy.json").read_text() == (reference_run / "model" / "toy.json").read_text()
 

@@ -19,12 +19,20 @@ from idcbench.run.request import Prepared, fit_examples
 
 
 
-def _steps(workdir: Path) -> int | None:
-    """Training steps of a fit, from its validation curves (the last step of each stage), when it logs them."""
+def _curve_total(workdir: Path, key: str) -> float | None:
+    """The sum over stages of the last validation row's `key` ("step", "seconds") of a fit that logs its curves.
+    The curves count across resumed processes, so a fit killed and resumed is costed whole."""
     from idcbench.train_log import read_curves
 
-    steps = [rows[-1].get("step") for rows in read_curves(workdir).values() if rows]
-    return sum(int(s) for s in steps if isinstance(s, (int, float))) if steps else None
+    values = [rows[-1].get(key) for rows in read_curves(workdir).values() if rows]
+    values = [v for v in values if isinstance(v, (int, float))]
+    return sum(values) if values else None
+
+
+def _steps(workdir: Path) -> int | None:
+    """Training steps of a fit, from its validation curves (the last step of each stage), when it logs them."""
+    steps = _curve_total(workdir, "step")
+    return int(steps) if steps is not None else None
 
 
 def _config(p: Prepared) -> dict[str, Any]:
@@ -74,8 +82,10 @@ def obtain_model(p: Prepared, reporter: Reporter, *, may_train: bool = True,
             started = time.perf_counter()
             model.fit(train, val, ctx)
             if p.info.is_main:
-                rundir.add_cost(p.run_dir, train_seconds=time.perf_counter() - started, device=p.device,
-                                train_steps=_steps(ctx.workdir))
+                seconds = _curve_total(ctx.workdir, "seconds")  # None: a fit without curves, this process's time
+                if seconds is None:
+                    seconds = time.perf_counter() - started
+                rundir.add_cost(p.run_dir, train_seconds=seconds, device=p.device, train_steps=_steps(ctx.workdir))
                 _save_model(model, p)
             del model  # captioning uses the saved copy; do not hold two in memory
         elif p.info.is_main:

@@ -364,3 +364,39 @@ def test_retrieval_intervals_resample_the_saved_per_pair_ranks(tmp_path):
     assert stats.group_cell(tr.group_runs([info])[0], "t2p_R@1", "total", stats.Stats(), 300, 0).low is None
     (run / RETRIEVAL_FILE).unlink()
     assert rundir.read_retrieval_ranks(run) is None
+
+
+def test_cost_columns_are_means_over_seeds_of_what_each_run_recorded(tmp_path, capsys):
+    from idcbench import rundir
+
+    ex = clevr_like(60)
+    seeds = [write_run(tmp_path, "clevr-change", "good", ex, predictions(ex, 0.85, seed=s), seed=s) for s in (0, 1)]
+    weak = write_run(tmp_path, "clevr-change", "weak", ex, predictions(ex, 0.25, seed=9))
+    for run, train in zip(seeds, (100.0, 300.0)):
+        rundir.add_cost(run, train_seconds=train, device="cuda", train_steps=50)
+        rundir.add_cost(run, caption_seconds=2.0)
+        rundir.add_cost(run, caption_seconds=1.5)  # a resumed captioning adds up
+    rundir.add_cost(weak, score_seconds=0.25, device="cpu")
+
+    (table,) = build.compare(tr.discover_runs(tmp_path), resamples=0, cost=True)
+    cost = {r.label: r.cost for r in table.rows}
+    assert cost["good"] == {"train_seconds": 200.0, "train_steps": 50.0, "caption_seconds": 3.5,
+                            "score_seconds": None, "device": "cuda"}
+    assert cost["weak"] == {"train_seconds": None, "train_steps": None, "caption_seconds": None,
+                            "score_seconds": 0.25, "device": "cpu"}
+    assert build.compare(tr.discover_runs(tmp_path), resamples=0)[0].cost_columns == []  # only when asked
+
+    code, out, err = run_cli(capsys, "compare", "--runs-dir", tmp_path, "--cost", "--format", "md", "--resamples", "0")
+    assert code == 0, err
+    head, *body = [line.strip("| ").split(" | ") for line in out.splitlines() if line.startswith("| ")]
+    good = dict(zip(head, next(r for r in body if r[0] == "good")))
+    assert (good["train s"], good["train steps"], good["caption s"], good["score s"]) == ("200.0", "50", "3.5", "–")
+    code, out, err = run_cli(capsys, "compare", "--runs-dir", tmp_path, "--cost", "--format", "csv", "--resamples",
+                             "0")
+    rows = {(r["label"], r["metric"]): r["value"] for r in csv.DictReader(io.StringIO(out))}
+    assert rows[("good", "train_seconds")] == "200.0000" and rows[("weak", "device")] == "cpu"
+
+    files = publish.render_leaderboard(tmp_path, resamples=0, cost=True)
+    assert "| train s | train steps | caption s | score s | device |" in files["README.md"]
+    assert '<td data-v="200.000000">200.0</td>' in files["index.html"]
+    assert "train s" not in publish.render_leaderboard(tmp_path, resamples=0)["README.md"]

@@ -172,14 +172,16 @@ def retrieval_line(retrieval: Mapping[str, Any]) -> str:
 def table_grid(t: Any) -> Grid:
     """A `idcbench.tables.model.Table` (`compare`, the demo's leaderboard) for the console: value (± std) over its
     interval in each cell, the p-value column when the table has a baseline."""
-    from idcbench.tables.model import column_title, format_cell, format_p, row_label, seeds_text
+    from idcbench.tables.model import (COST_COLUMNS, column_title, format_cell, format_cost, format_p, row_label,
+                                       seeds_text)
 
-    head = ["model", "seeds", "n"] + [column_title(c) for c in t.columns]
+    head = ["model", "seeds", "n"] + [column_title(c) for c in t.columns] + [COST_COLUMNS[c] for c in t.cost_columns]
     head += [f"p vs {t.baseline}"] if t.baseline else []
     rows = []
     for r in t.rows:
         cells = [row_label(r), seeds_text(r) or "–", "–" if r.n is None else str(r.n)]
         cells += [format_cell(r.cells.get(c)).replace(" [", "\n[") for c in t.columns]
+        cells += [format_cost(r.cost.get(c), c) for c in t.cost_columns]
         if t.baseline:
             cells.append("baseline" if r.label == t.baseline else format_p(r.p_value))
         rows.append(cells)

@@ -49,6 +49,8 @@ def compare(
                                       help="table, md, csv or json [default: table on a terminal, else md]."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    cost: bool = typer.Option(False, "--cost", help="Add what each run cost (its cost.json: training, captioning "
+                              "and scoring seconds, training steps, device; mean over seeds)."),
 ) -> None:
     """Compare runs: one row per model configuration (mean ± std over seeds) with 95 % bootstrap intervals and a
     paired bootstrap p-value against --baseline on CIDEr-D."""
@@ -72,7 +74,8 @@ def compare(
         if not runs:
             raise UserError(f"no runs of dataset {dataset!r} among the given runs")
     with _progress("compare") as update:
-        tables = compare_runs(runs, subset=subset, baseline=baseline, resamples=resamples, seed=seed, progress=update)
+        tables = compare_runs(runs, subset=subset, baseline=baseline, resamples=resamples, seed=seed, progress=update,
+                              cost=cost)
     for t in tables:
         for w in t.warnings:
             _warn(f"{t.title}: {w}")
@@ -100,6 +103,8 @@ def leaderboard(
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 if the files under --out are stale."),
     resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap resamples (0: no intervals)."),
     seed: int = typer.Option(0, "--seed", help="Bootstrap seed."),
+    cost: bool = typer.Option(False, "--cost", help="Add what each run cost to the main tables (its cost.json; "
+                              "it depends on the machine, and light run copies have none)."),
 ) -> None:
     """Write (or --check) the leaderboard: one table per dataset with bootstrap intervals, per change type tables,
     published rows beside measured ones. A pure function of the run directories."""
@@ -113,9 +118,11 @@ def leaderboard(
         err_console.print(f"runs: {escape(str(runs_dir))} (--runs-dir to choose)", highlight=False, soft_wrap=True)
     with _progress("leaderboard") as update:
         if check:
-            diffs = check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update, warn=_warn)
+            diffs = check_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update, warn=_warn,
+                                      cost=cost)
         else:
-            paths = build_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update, warn=_warn)
+            paths = build_leaderboard(runs_dir, out, resamples=resamples, seed=seed, progress=update, warn=_warn,
+                                      cost=cost)
     if check:
         if diffs:
             more = f" (and {len(diffs) - 1} more)" if len(diffs) > 1 else ""

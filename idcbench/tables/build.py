@@ -14,7 +14,7 @@ from idcbench.errors import UserError
 from idcbench.protocol import Section, protocol_of
 from idcbench.rundir import read_curves
 from idcbench.tables.model import (
-    PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes, is_column, metric_order,
+    COST_COLUMNS, PRIMARY, RETRIEVAL_COLUMNS, Cell, Row, Table, footnotes, is_column, metric_order,
 )
 from idcbench.tables.runs import Group, RunInfo, discover_runs, group_runs, metric_columns
 from idcbench.tables.stats import Stats, group_cell, paired_p_value
@@ -34,6 +34,31 @@ def _measured_row(group: Group, columns: Sequence[str], subset: str, cache: Stat
     return Row(label=group.label, kind="measured", cells=cells, model=group.model, seeds=group.seeds,
                n=ns.pop() if len(ns) == 1 else None, runs=[str(r.path) for r in group.runs],
                report=_report(group, reports), settings=dict(group.settings))
+
+
+def group_cost(group: Group) -> dict[str, float | str | None]:
+    """The cost columns of a configuration: the mean over its seeds of each number their ``cost.json`` records (the
+    seeds that record it), the devices they ran on; None where no seed records it."""
+    out: dict[str, float | str | None] = {}
+    costs = [r.cost for r in group.runs]
+    for key in COST_COLUMNS:
+        values = [c[key] for c in costs if c.get(key) is not None]
+        if key == "device":
+            out[key] = ", ".join(sorted({str(v) for v in values})) or None
+        else:
+            numbers = [float(v) for v in values if isinstance(v, (int, float))]
+            out[key] = sum(numbers) / len(numbers) if numbers else None
+    return out
+
+
+def _with_cost(table: Table, groups: Sequence[Group]) -> Table:
+    """`table` with the cost columns, each measured row's from its configuration's runs."""
+    by_label = {g.label: g for g in groups}
+    table.cost_columns = list(COST_COLUMNS)
+    for row in table.measured:
+        if row.label in by_label:
+            row.cost = group_cost(by_label[row.label])
+    return table
 
 
 def interval_warnings(groups: Sequence[Group], cache: Stats, *, what: str = "intervals") -> list[str]:
@@ -82,9 +107,10 @@ def _find_baseline(groups: Sequence[Group], baseline: str) -> Group | None:
 
 def compare(runs: Sequence[RunInfo], *, subset: str = "total", baseline: str | None = None,
             resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED, columns: Sequence[str] | None = None,
-            progress: Progress | None = None) -> list[Table]:
+            progress: Progress | None = None, cost: bool = False) -> list[Table]:
     """One table per (dataset, split): a row per configuration (mean ± std over seeds), each metric with its
-    95 % bootstrap interval, and the paired bootstrap p-value against `baseline` on CIDEr-D."""
+    95 % bootstrap interval, and the paired bootstrap p-value against `baseline` on CIDEr-D; with `cost`, what the
+    runs cost (`COST_COLUMNS`)."""
     if not runs:
         raise UserError("no finished runs to compare (a run directory has metrics.json; `idcbench run` makes one)")
     groups = group_runs(runs)
@@ -116,6 +142,8 @@ def compare(runs: Sequence[RunInfo], *, subset: str = "total", baseline: str | N
             done += 1
         table = Table(title=f"{dataset} ({split}, {subset})", dataset=dataset, split=split, subset=subset,
                       columns=cols, rows=_sort_rows(rows, PRIMARY), baseline=base.label if base else None)
+        if cost:
+            _with_cost(table, gs)
         table.notes += [_ci_note(resamples, seed), *footnotes(table)]
         table.warnings = failure_warnings(gs) + interval_warnings(gs, cache, what="intervals or p-values" if base
                                                                    else "intervals")
@@ -135,10 +163,12 @@ def _ci_note(resamples: int, seed: int) -> str:
 
 def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resamples: int = bs.DEFAULT_RESAMPLES,
                    seed: int = bs.DEFAULT_SEED, cache: Stats | None = None, published_rows: bool = True,
-                   progress: Progress | None = None, reports: Mapping[str, str] | None = None) -> list[Table]:
+                   progress: Progress | None = None, reports: Mapping[str, str] | None = None,
+                   cost: bool = False) -> list[Table]:
     """The leaderboard tables of one dataset split (and protocol): main metrics on ``total`` (measured + published
     rows), then the tables of the protocol's sections (CLEVR-Change: CIDEr-D per change type, semantic change vs
-    distractor). `reports` (spec hash -> report page) links measured rows to a report of one of their runs."""
+    distractor). `reports` (spec hash -> report page) links measured rows to a report of one of their runs; `cost`
+    adds what the runs cost to the main table."""
     from idcbench.published import published
 
     cache = cache or Stats()
@@ -159,6 +189,8 @@ def dataset_tables(dataset: str, split: str, groups: Sequence[Group], *, resampl
                  rows=_sort_rows(rows, protocol.primary) + [_published_row(p, cols, "total") for p in pub], key="main")
     main.notes.append(_ci_note(resamples, seed))
     main.curves = {g.label: c for g in groups if (c := read_curves(g.runs[0].path))}
+    if cost:
+        _with_cost(main, groups)
     if pub:
         main.notes.append("Rows marked 'published' are reported numbers (their sources below), not measured here; "
                           "they differ in backbone, training data and sometimes scorer.")
@@ -238,8 +270,10 @@ def _published_row(p: Any, columns: Sequence[str], subset: str | None, metric: s
 
 def leaderboard_tables(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
                        progress: Progress | None = None,
-                       reports: Mapping[str, str] | None = None) -> dict[tuple[str, str], list[Table]]:
-    """All leaderboard tables: (dataset, split) -> tables, in sorted order (`reports`: see `dataset_tables`)."""
+                       reports: Mapping[str, str] | None = None,
+                       cost: bool = False) -> dict[tuple[str, str], list[Table]]:
+    """All leaderboard tables: (dataset, split) -> tables, in sorted order (`reports`, `cost`: see
+    `dataset_tables`)."""
     groups = group_runs(discover_runs(runs_dir))
     cache = Stats()
     out: dict[tuple[str, str], list[Table]] = {}
@@ -249,7 +283,7 @@ def leaderboard_tables(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESA
             progress(f"{dataset} ({split})", i, len(keys))
         gs = [g for g in groups if (g.dataset, g.split) == (dataset, split)]
         out[(dataset, split)] = dataset_tables(dataset, split, gs, resamples=resamples, seed=seed, cache=cache,
-                                               reports=reports)
+                                               reports=reports, cost=cost)
     if progress:
         progress("done", len(keys), len(keys))
     return out

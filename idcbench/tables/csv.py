@@ -2,7 +2,9 @@
 
 ``settings`` holds what tells a row from the other rows of its model (a JSON object, empty when nothing does: see
 `idcbench.tables.model.config_labels`); ``flag`` says why a value is empty although the run has one (``too_small``:
-the subset has too few examples for the metric).
+the subset has too few examples for the metric). With ``--cost`` each measured row also has one line per cost entry
+(``metric`` = the ``cost.json`` key: ``train_seconds``, ``train_steps``, ``caption_seconds``, ``score_seconds``,
+``device``; ``value`` as recorded, mean over seeds, not x100).
 """
 
 from __future__ import annotations
@@ -39,4 +41,10 @@ def tables_csv(tables: Sequence[Table]) -> str:
                             "" if r.n is None else r.n, subset, metric, _num(cell.value), cell.flag, _num(cell.std),
                             _num(cell.low), _num(cell.high), "" if p is None else f"{p:.4f}",
                             t.baseline or "", r.source])
+            for c in t.cost_columns if r.kind == "measured" else ():
+                v = r.cost.get(c)
+                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model,
+                            json.dumps(r.settings, ensure_ascii=False) if r.settings else "", seeds_text(r),
+                            "" if r.n is None else r.n, r.subset or t.subset, c,
+                            v if isinstance(v, str) else _num(v), "", "", "", "", "", t.baseline or "", r.source])
     return buf.getvalue()

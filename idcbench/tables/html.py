@@ -12,7 +12,7 @@ import html
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-from idcbench.tables.model import (GENERATED, Cell, Table, anchor, column_heads, format_cell,
+from idcbench.tables.model import (GENERATED, Cell, Table, anchor, column_heads, format_cell, format_cost,
                                    format_number, format_p, kind_tag, row_label, seeds_text, source_numbers)
 
 
@@ -86,6 +86,12 @@ def _td_cell(cell: Cell | None) -> str:
     return f'<td data-v="{cell.value:.6f}">{esc(main)}{ci}</td>'
 
 
+def _td_cost(value: float | str | None, column: str) -> str:
+    """A cost cell; numbers sort by value."""
+    sort = f"{value:.6f}" if isinstance(value, (int, float)) else ""
+    return f'<td data-v="{sort}">{esc(format_cost(value, column))}</td>'
+
+
 def table_html(table: Table, *, sources: Mapping[str, int] | None = None, table_id: str = "") -> str:
     """A sortable HTML table; published rows are tinted and tagged."""
     types = table.per_subset
@@ -103,6 +109,7 @@ def table_html(table: Table, *, sources: Mapping[str, int] | None = None, table_
         if not types:
             tds.append(f'<td data-v="{"" if r.n is None else r.n}">{"–" if r.n is None else r.n}</td>')
         tds += [_td_cell(r.cells.get(c)) for c in table.columns]
+        tds += [_td_cost(r.cost.get(c), c) for c in table.cost_columns]
         if table.baseline is not None:
             if r.label == table.baseline:
                 tds.append('<td data-v="">baseline</td>')

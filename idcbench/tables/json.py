@@ -26,6 +26,8 @@ def tables_json(tables: Sequence[Table]) -> str:
             "rows": [{"label": r.label, "type": r.kind, "model": r.model, "settings": r.settings, "seeds": r.seeds,
                       "n": r.n,
                       "p_value": r.p_value, "source": r.source or None, "runs": r.runs,
-                      "metrics": {c: _cell_json(r.cells.get(c)) for c in t.columns}} for r in t.rows],
+                      "metrics": {c: _cell_json(r.cells.get(c)) for c in t.columns},
+                      **({"cost": {c: r.cost.get(c) for c in t.cost_columns}} if t.cost_columns else {})}
+                     for r in t.rows],
         })
     return json.dumps(out, indent=2, ensure_ascii=False) + "\n"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
-from idcbench.tables.model import (GENERATED, Table, anchor, column_heads, format_cell, format_p,
+from idcbench.tables.model import (GENERATED, Table, anchor, column_heads, format_cell, format_cost, format_p,
                                    kind_tag, row_label, section_title, seeds_text, source_numbers)
 
 
@@ -33,6 +33,7 @@ def table_markdown(table: Table, *, sources: Mapping[str, int] | None = None) ->
         if not types:
             cells.append("–" if r.n is None else str(r.n))
         cells += [format_cell(r.cells.get(c)) for c in table.columns]
+        cells += [format_cost(r.cost.get(c), c) for c in table.cost_columns]
         if show_p:
             cells.append("baseline" if r.label == table.baseline else format_p(r.p_value))
         lines.append("| " + " | ".join(cells) + " |")

@@ -49,10 +49,12 @@ Warn = Callable[[str], None]  # told each table warning (e.g. intervals dropped 
 
 def render_leaderboard(runs_dir: str | Path, *, resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
                        progress: Progress | None = None, reports: Mapping[str, str] | None = None,
-                       warn: Warn | None = None) -> dict[str, str]:
+                       warn: Warn | None = None, cost: bool = False) -> dict[str, str]:
     """The leaderboard files as {relative path: text}: README.md, <dataset>.csv, index.html. Pure function of
-    the run directories (and of `reports`, spec hash -> report page, which the rows link to)."""
-    tables = leaderboard_tables(runs_dir, resamples=resamples, seed=seed, progress=progress, reports=reports)
+    the run directories (and of `reports`, spec hash -> report page, which the rows link to); `cost` adds what
+    each run cost (its ``cost.json``: machine-dependent, so the committed leaderboard has no such columns)."""
+    tables = leaderboard_tables(runs_dir, resamples=resamples, seed=seed, progress=progress, reports=reports,
+                                cost=cost)
     if warn is not None:
         for (dataset, split), ts in tables.items():
             for w in (w for t in ts for w in t.warnings):
@@ -71,13 +73,13 @@ def leaderboard_files(tables: Mapping[tuple[str, str], Sequence[Table]]) -> dict
 
 def build_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboard", *,
                       resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
-                      progress: Progress | None = None, warn: Warn | None = None) -> list[Path]:
+                      progress: Progress | None = None, warn: Warn | None = None, cost: bool = False) -> list[Path]:
     """Write the leaderboard files under `out_dir` (only files whose content changed are rewritten); returns
     their paths. Stale ``<dataset>.csv`` files of datasets without runs are removed. Rows link to the run reports
     found under `out_dir` (`find_reports`)."""
     out_dir = Path(out_dir)
     files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress,
-                               reports=find_reports(out_dir), warn=warn)
+                               reports=find_reports(out_dir), warn=warn, cost=cost)
     return write_leaderboard(files, out_dir)
 
 
@@ -103,12 +105,12 @@ def _stale_files(out_dir: Path, files: Mapping[str, str]) -> list[Path]:
 
 def check_leaderboard(runs_dir: str | Path = "runs", out_dir: str | Path = "leaderboard", *,
                       resamples: int = bs.DEFAULT_RESAMPLES, seed: int = bs.DEFAULT_SEED,
-                      progress: Progress | None = None, warn: Warn | None = None) -> list[str]:
+                      progress: Progress | None = None, warn: Warn | None = None, cost: bool = False) -> list[str]:
     """Differences between the files under `out_dir` and what the runs (and the reports there) give ([] = up to
     date)."""
     out_dir = Path(out_dir)
     files = render_leaderboard(runs_dir, resamples=resamples, seed=seed, progress=progress,
-                               reports=find_reports(out_dir), warn=warn)
+                               reports=find_reports(out_dir), warn=warn, cost=cost)
     diffs = []
     for name, text in files.items():
         path = out_dir / name

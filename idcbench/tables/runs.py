@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from idcbench.errors import UserError
 from idcbench.protocol import Protocol, protocol_of
-from idcbench.rundir import METRICS_FILE, read_metrics, read_spec
+from idcbench.rundir import METRICS_FILE, read_cost, read_metrics, read_spec
 from idcbench.tables.model import RETRIEVAL_COLUMNS, config_labels, is_column, metric_order
 
 
@@ -62,6 +62,11 @@ class RunInfo:
         """The spec without its seed: runs with equal keys are seeds of one configuration."""
         rest = {k: v for k, v in self.spec.items() if k != "seed"}
         return json.dumps(rest, sort_keys=True, separators=(",", ":"), default=str)
+
+    @property
+    def cost(self) -> Mapping[str, Any]:
+        """What the run cost (its ``cost.json``; empty when it has none, e.g. a light copy)."""
+        return read_cost(self.path)
 
     def subset(self, name: str) -> Mapping[str, Any] | None:
         return self.metrics.get("subsets", {}).get(name)

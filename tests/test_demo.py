@@ -71,6 +71,18 @@ def test_train_ships_compact_checkpoints_that_the_demo_evaluates(small_shapes, t
     assert (tmp_path / "board" / "report-clip4idc-tiny.html").is_file()
     assert "val CIDEr-D during training" in (tmp_path / "board" / "report-clip4idc-tiny.html").read_text()
 
+    # `demo --train` again, from scratch elsewhere on this machine: the same weights and the same val curves
+    again = demo.run_demo(tmp_path / "runs2", tmp_path / "board2", models=models, train=True,
+                          shipped=tmp_path / "shipped2", resamples=0, device="cpu")
+    for dest in again.shipped:
+        first = shipped / dest.name
+        weights = sorted(p.name for p in first.iterdir() if p.is_file() and p.name.startswith(("weights", "vocab")))
+        assert weights and all((dest / w).read_bytes() == (first / w).read_bytes() for w in weights), dest.name
+        curves = [read_curves(d / demo.PROVENANCE) for d in (first, dest)]
+        assert all(rows for rows in curves[0].values()) and curves[0], dest.name
+        assert [{k: [{**row, "seconds": None} for row in rows] for k, rows in c.items()} for c in curves] == \
+            [{k: [{**row, "seconds": None} for row in rows] for k, rows in curves[0].items()}] * 2
+
 
 def test_shipped_checkpoints_give_the_committed_captions(shapes_data, monkeypatch):
     """What `make demo` computes on any machine equals the committed leaderboard: each shipped checkpoint, loaded the

@@ -33,7 +33,7 @@ def small_shapes(tmp_path_factory) -> Path:
 
 
 def test_train_ships_compact_checkpoints_that_the_demo_evaluates(small_shapes, tmp_path, monkeypatch):
-    from idcbench import demo, factory
+    from idcbench import demo, factory, train_log
     from idcbench.data import load_dataset
     from idcbench.rundir import read_curves, read_records
 
@@ -78,7 +78,7 @@ def test_train_ships_compact_checkpoints_that_the_demo_evaluates(small_shapes, t
         first = shipped / dest.name
         weights = sorted(p.name for p in first.iterdir() if p.is_file() and p.name.startswith(("weights", "vocab")))
         assert weights and all((dest / w).read_bytes() == (first / w).read_bytes() for w in weights), dest.name
-        curves = [read_curves(d / demo.PROVENANCE) for d in (first, dest)]
+        curves = [train_log.read_curves(d / demo.PROVENANCE) for d in (first, dest)]
         assert all(rows for rows in curves[0].values()) and curves[0], dest.name
         assert [{k: [{**row, "seconds": None} for row in rows] for k, rows in c.items()} for c in curves] == \
             [{k: [{**row, "seconds": None} for row in rows] for k, rows in curves[0].items()}] * 2

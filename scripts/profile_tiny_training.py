@@ -144,22 +144,6 @@ def table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _parse_config(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="clip4idc-tiny")
@@ -178,10 +162,12 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
+    from idcbench.run.request import parse_config
+
     torch.set_num_threads(args.threads)
     r = profile_fit(args.model, stage=args.stage, steps=args.steps, warmup=args.warmup, profiled=args.profiled,
                     batch_size=args.batch_size, device=args.device, data_root=args.data_root,
-                    config=_parse_config(args.config), ops=args.ops)
+                    config=parse_config(args.config), ops=args.ops)
     print(table(r))
     if r["ops"]:
         print(r["ops"])

@@ -19,6 +19,18 @@ def shapes_data(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    small models run faster so on 2 shared cores, and their numbers are bit-stable per thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory) -> Path:
     """A tiny random Qwen2.5-VL folder (model, tokenizer, processor, chat template), built offline once a session."""

@@ -14,29 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from _small_shapes import small_shapes
 from _cli import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 METRICS = "BLEU-4,CIDEr-D"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
-    from idcbench.datasets import shapes
-
-    return shapes.synthesize(tmp_path_factory.mktemp("shapes") / "shapes", scenes=40, size=64, seed=0,
-                             overwrite=True, workers=1)
+    return small_shapes(tmp_path_factory, scenes=40)
 
 
 def _run(capsys, root: Path, runs: Path, model: Path, *config: str, limit: int = 4, batch: int = 2):

@@ -21,32 +21,20 @@ from pathlib import Path
 
 import pytest
 
+from _small_shapes import small_shapes
 from _cli import free_port, run_cli
 from idcbench.errors import UserError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 # LoRA's output head: the tiny model's random lm_head caps its logits near uniform, so adapters on the attention and
 # MLP layers alone move its loss little; training the head too shows the loop learning in a few steps.
 TINY_LORA = {"r": 8, "lora_alpha": 16, "modules_to_save": ["lm_head"]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
-    from idcbench.datasets import shapes
-
-    return shapes.synthesize(tmp_path_factory.mktemp("shapes") / "shapes", scenes=20, size=64, seed=0,
-                             overwrite=True, workers=1)
+    return small_shapes(tmp_path_factory, scenes=20)
 
 
 @pytest.fixture(scope="module")

@@ -32,19 +32,19 @@ def tables_csv(tables: Sequence[Table]) -> str:
     w.writerow(CSV_FIELDS)
     for t in tables:
         for r in t.rows:
+            # the fields every line of this row shares: before and after the cell's own
+            head = [t.dataset, t.split, t.key, r.kind, r.label, r.model,
+                    json.dumps(r.settings, ensure_ascii=False) if r.settings else "", seeds_text(r),
+                    "" if r.n is None else r.n]
+            tail = [t.baseline or "", r.source]
             for c in t.columns:
                 cell = r.cells.get(c) or Cell(None)
                 subset, metric = (c, t.metric) if t.per_subset else (r.subset or t.subset, c)
                 p = r.p_value if metric == "CIDEr-D" else None
-                settings = json.dumps(r.settings, ensure_ascii=False) if r.settings else ""
-                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model, settings, seeds_text(r),
-                            "" if r.n is None else r.n, subset, metric, _num(cell.value), cell.flag, _num(cell.std),
-                            _num(cell.low), _num(cell.high), "" if p is None else f"{p:.4f}",
-                            t.baseline or "", r.source])
+                w.writerow([*head, subset, metric, _num(cell.value), cell.flag, _num(cell.std), _num(cell.low),
+                            _num(cell.high), "" if p is None else f"{p:.4f}", *tail])
             for c in t.cost_columns if r.kind == "measured" else ():
                 v = r.cost.get(c)
-                w.writerow([t.dataset, t.split, t.key, r.kind, r.label, r.model,
-                            json.dumps(r.settings, ensure_ascii=False) if r.settings else "", seeds_text(r),
-                            "" if r.n is None else r.n, r.subset or t.subset, c,
-                            v if isinstance(v, str) else _num(v), "", "", "", "", "", t.baseline or "", r.source])
+                w.writerow([*head, r.subset or t.subset, c, v if isinstance(v, str) else _num(v), "", "", "", "", "",
+                            *tail])
     return buf.getvalue()

@@ -19,20 +19,15 @@ from idcbench.run.request import Prepared, fit_examples
 
 
 
-def _curve_total(workdir: Path, key: str) -> float | None:
-    """The sum over stages of the last validation row's `key` ("step", "seconds") of a fit that logs its curves.
-    The curves count across resumed processes, so a fit killed and resumed is costed whole."""
+def _curve_cost(workdir: Path) -> tuple[float | None, int | None]:
+    """Training seconds and steps of a fit that logs its validation curves: the last row of each stage, summed; the
+    curves count across resumed processes, so a fit killed and resumed is costed whole. (None, None) without curves."""
     from idcbench.train_log import read_curves
 
-    values = [rows[-1].get(key) for rows in read_curves(workdir).values() if rows]
-    values = [v for v in values if isinstance(v, (int, float))]
-    return sum(values) if values else None
-
-
-def _steps(workdir: Path) -> int | None:
-    """Training steps of a fit, from its validation curves (the last step of each stage), when it logs them."""
-    steps = _curve_total(workdir, "step")
-    return int(steps) if steps is not None else None
+    last = [rows[-1] for rows in read_curves(workdir).values() if rows]
+    seconds = [r["seconds"] for r in last if isinstance(r.get("seconds"), (int, float))]
+    steps = [r["step"] for r in last if isinstance(r.get("step"), (int, float))]
+    return (sum(seconds) if seconds else None), (int(sum(steps)) if steps else None)
 
 
 def _config(p: Prepared) -> dict[str, Any]:
@@ -82,10 +77,10 @@ def obtain_model(p: Prepared, reporter: Reporter, *, may_train: bool = True,
             started = time.perf_counter()
             model.fit(train, val, ctx)
             if p.info.is_main:
-                seconds = _curve_total(ctx.workdir, "seconds")  # None: a fit without curves, this process's time
-                if seconds is None:
+                seconds, steps = _curve_cost(ctx.workdir)
+                if seconds is None:  # a fit without curves: this process's time
                     seconds = time.perf_counter() - started
-                rundir.add_cost(p.run_dir, train_seconds=seconds, device=p.device, train_steps=_steps(ctx.workdir))
+                rundir.add_cost(p.run_dir, train_seconds=seconds, device=p.device, train_steps=steps)
                 _save_model(model, p)
             del model  # captioning uses the saved copy; do not hold two in memory
         elif p.info.is_main:
